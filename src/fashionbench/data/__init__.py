@@ -1,0 +1,1 @@
+"""Dataset files, splits, normalization and batched augmentation."""

@@ -1,0 +1,126 @@
+"""Batched, vectorized augmentation of image tensors (B, C, H, W) with values in [0, 1].
+
+Each function draws its randomness from an explicit torch.Generator, so a seed makes the
+augmented batch repeatable. Everything works on the whole batch at once: no per-image Python.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import ConfigError
+
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+def _rand(n: int, g: torch.Generator, device: torch.device) -> torch.Tensor:
+    return torch.rand(n, generator=g, device=g.device).to(device)
+
+
+def flip(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Mirror left-right with probability 1/2 per image."""
+    mask = _rand(len(x), g, x.device) < 0.5
+    return torch.where(mask.view(-1, 1, 1, 1), x.flip(3), x)
+
+
+def translate(x: torch.Tensor, g: torch.Generator, pad: int = 2) -> torch.Tensor:
+    """Shift each image by up to `pad` pixels in x and y, filling with black (pad-and-crop)."""
+    b, _, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))
+    dy = (_rand(b, g, x.device) * (2 * pad + 1)).long()
+    dx = (_rand(b, g, x.device) * (2 * pad + 1)).long()
+    rows = dy[:, None] + torch.arange(h, device=x.device)[None]
+    cols = dx[:, None] + torch.arange(w, device=x.device)[None]
+    out = padded[torch.arange(b, device=x.device)[:, None, None], :, rows[:, :, None], cols[:, None, :]]
+    return out.permute(0, 3, 1, 2).contiguous()
+
+
+def _affine(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def random_resized_crop(x: torch.Tensor, g: torch.Generator, scale=(0.64, 1.0), ratio=(3 / 4, 4 / 3)) -> torch.Tensor:
+    """Zoom into a random crop covering `scale` of the area with aspect `ratio`, resized back."""
+    b = len(x)
+    area = scale[0] + (scale[1] - scale[0]) * _rand(b, g, x.device)
+    log_r = math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * _rand(b, g, x.device)
+    r = torch.exp(log_r)
+    sx = torch.sqrt(area * r).clamp(max=1.0)
+    sy = torch.sqrt(area / r).clamp(max=1.0)
+    tx = (1 - sx) * (2 * _rand(b, g, x.device) - 1)
+    ty = (1 - sy) * (2 * _rand(b, g, x.device) - 1)
+    zero = torch.zeros_like(sx)
+    theta = torch.stack([torch.stack([sx, zero, tx], 1), torch.stack([zero, sy, ty], 1)], 1)
+    return _affine(x, theta)
+
+
+def rotation(x: torch.Tensor, g: torch.Generator, degrees: float = 10.0) -> torch.Tensor:
+    """Rotate each image by a uniform angle in [-degrees, degrees]."""
+    b = len(x)
+    a = (2 * _rand(b, g, x.device) - 1) * math.radians(degrees)
+    cos, sin, zero = torch.cos(a), torch.sin(a), torch.zeros_like(a)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    return _affine(x, theta)
+
+
+def random_erasing(x: torch.Tensor, g: torch.Generator, p: float = 0.5, scale=(0.02, 0.33),
+                   ratio=(0.3, 3.3)) -> torch.Tensor:
+    """Black out one random rectangle per image with probability p (Zhong et al., 2017)."""
+    b, _, h, w = x.shape
+    dev = x.device
+    area = (scale[0] + (scale[1] - scale[0]) * _rand(b, g, dev)) * h * w
+    r = torch.exp(math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * _rand(b, g, dev))
+    eh = torch.sqrt(area * r).round().clamp(1, h)
+    ew = torch.sqrt(area / r).round().clamp(1, w)
+    y0 = ((h - eh + 1) * _rand(b, g, dev)).floor()
+    x0 = ((w - ew + 1) * _rand(b, g, dev)).floor()
+    apply = _rand(b, g, dev) < p
+    rows = torch.arange(h, device=dev)[None, :]
+    cols = torch.arange(w, device=dev)[None, :]
+    in_rows = (rows >= y0[:, None]) & (rows < (y0 + eh)[:, None])
+    in_cols = (cols >= x0[:, None]) & (cols < (x0 + ew)[:, None])
+    mask = in_rows[:, :, None] & in_cols[:, None, :] & apply[:, None, None]
+    return x.masked_fill(mask[:, None], 0.0)
+
+
+AUGMENTS: dict[str, Augment] = {
+    "flip": flip,
+    "translate": translate,
+    "random-resized-crop": random_resized_crop,
+    "rotation": rotation,
+    "random-erasing": random_erasing,
+}
+# Geometric transforms first, erasing last (as torchvision pipelines do).
+_ORDER = ("random-resized-crop", "rotation", "flip", "translate", "random-erasing")
+
+
+def parse_augment(spec: str | Sequence[str] | None) -> list[str]:
+    """'flip+translate' or ['flip', 'translate'] -> validated names in a canonical order."""
+    if spec is None:
+        return []
+    names = spec.replace(",", "+").split("+") if isinstance(spec, str) else list(spec)
+    names = [n.strip() for n in names if n.strip() and n.strip() != "none"]
+    unknown = [n for n in names if n not in AUGMENTS]
+    if unknown:
+        raise ConfigError(f"unknown augmentation {', '.join(unknown)}; choose from none, "
+                          f"{', '.join(AUGMENTS)} (combine with '+', e.g. flip+translate)")
+    return sorted(set(names), key=_ORDER.index)
+
+
+def build_augment(names: Sequence[str]) -> Augment | None:
+    names = parse_augment(list(names))
+    if not names:
+        return None
+    fns = [AUGMENTS[n] for n in names]
+
+    def apply(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        for fn in fns:
+            x = fn(x, g)
+        return x
+
+    return apply

@@ -1,0 +1,19 @@
+"""Errors a user can cause. The CLI prints their message and exits non-zero, no traceback."""
+
+
+class FashionbenchError(Exception):
+    """Base class: the message names the problem and the fix."""
+
+    exit_code = 2
+
+
+class DataError(FashionbenchError):
+    """Missing, corrupt or inconsistent dataset files."""
+
+
+class ConfigError(FashionbenchError):
+    """Unknown names or impossible option combinations."""
+
+
+class CheckpointError(FashionbenchError):
+    """A checkpoint or run folder that cannot be used as asked."""

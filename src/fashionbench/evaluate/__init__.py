@@ -1,0 +1,1 @@
+"""Metrics, interpretation, plots and reports."""

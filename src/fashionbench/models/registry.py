@@ -1,0 +1,77 @@
+"""Model registry in the style of timm: @register_model, create_model(name, **kw), list_models()."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from dataclasses import dataclass, field
+from typing import Callable
+
+from torch import nn
+
+from ..errors import ConfigError
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    factory: Callable[..., nn.Module]
+    description: str
+    paper_params: int | None = None  # parameter count a paper states, checked by the tests
+    source: str = ""  # which study or recipe it comes from
+    defaults: dict = field(default_factory=dict)
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+
+def register_model(name: str | None = None, *, paper_params: int | None = None, source: str = ""):
+    """Register a factory `fn(num_classes=10, **kw) -> nn.Module` under a lowercase name."""
+
+    def deco(fn: Callable[..., nn.Module]):
+        key = name or fn.__name__
+        if key in _REGISTRY:
+            raise ValueError(f"model {key!r} registered twice")
+        params = inspect.signature(fn).parameters
+        defaults = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+        doc = (inspect.getdoc(fn) or "").split("\n")[0]
+        _REGISTRY[key] = ModelInfo(key, fn, doc, paper_params, source, defaults)
+        return fn
+
+    return deco
+
+
+def _ensure_loaded() -> None:
+    # Importing the package registers every family.
+    from . import _families  # noqa: F401
+
+
+def list_models() -> list[str]:
+    _ensure_loaded()
+    return sorted(_REGISTRY)
+
+
+def model_info(name: str) -> ModelInfo:
+    _ensure_loaded()
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(f"unknown model {name!r}.{hint} Run `fashionbench models` to list them all.")
+    return _REGISTRY[name]
+
+
+def create_model(name: str, **kwargs) -> nn.Module:
+    info = model_info(name)
+    unknown = set(kwargs) - set(inspect.signature(info.factory).parameters)
+    if unknown:
+        raise ConfigError(f"model {name!r} takes no argument {', '.join(sorted(unknown))}; "
+                          f"it takes {', '.join(info.defaults) or 'none'}")
+    return info.factory(**kwargs)
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def uses_conv(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.Conv2d) for m in model.modules())

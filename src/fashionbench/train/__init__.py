@@ -1,0 +1,1 @@
+"""Training: config, optimizers/losses/schedules by name, the engine and callbacks."""

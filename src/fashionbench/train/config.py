@@ -1,0 +1,102 @@
+"""The training configuration: one small dataclass, saved as config.json in every run."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from ..data.augment import parse_augment
+from ..data.normalize import KINDS as NORMALIZATIONS
+from ..errors import ConfigError
+from .optim import LOSSES, OPTIMIZERS, SCHEDULES
+
+MONITORS = ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
+
+
+@dataclass
+class TrainConfig:
+    model: str = "cnn_002"
+    model_args: dict = field(default_factory=dict)
+    recipe: str | None = None
+    dataset: str = "fashion-mnist"
+    data_dir: str | None = None
+    epochs: int = 10
+    batch_size: int = 128
+    eval_batch_size: int = 1000
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    loss: str = "ce"
+    label_smoothing: float = 0.0
+    schedule: str = "constant"
+    warmup_epochs: float = 0.0
+    step_epochs: int = 10
+    gamma: float = 0.1
+    augment: list[str] = field(default_factory=list)
+    normalize: str = "standardize"
+    val_fraction: float = 0.1
+    data_fraction: float = 1.0
+    early_stopping: int | None = None  # patience in epochs
+    monitor: str | None = None  # default: val_loss, or train_loss without a validation split
+    restore_best: bool = False
+    tta: list[str] = field(default_factory=list)  # test-time views: flip, translate
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+
+    def __post_init__(self) -> None:
+        self.augment = parse_augment(self.augment)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ConfigError(f"unknown config keys {', '.join(sorted(unknown))}; known: {', '.join(sorted(names))}")
+        return cls(**d)
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def resolved_monitor(self) -> str:
+        return self.monitor or ("val_loss" if self.val_fraction > 0 else "train_loss")
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Reject impossible combinations with a message that names the fix."""
+    def need(cond: bool, msg: str) -> None:
+        if not cond:
+            raise ConfigError(msg)
+
+    need(cfg.epochs >= 1, f"--epochs must be at least 1, got {cfg.epochs}")
+    need(cfg.batch_size >= 1, f"--batch-size must be at least 1, got {cfg.batch_size}")
+    need(cfg.lr > 0, f"--lr must be positive, got {cfg.lr}")
+    need(cfg.optimizer in OPTIMIZERS, f"unknown optimizer {cfg.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+    need(cfg.loss in LOSSES, f"unknown loss {cfg.loss!r}; choose one of {', '.join(LOSSES)}")
+    need(cfg.schedule in SCHEDULES, f"unknown schedule {cfg.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+    need(cfg.normalize in NORMALIZATIONS,
+         f"unknown normalization {cfg.normalize!r}; choose one of {', '.join(NORMALIZATIONS)}")
+    need(0 <= cfg.label_smoothing < 1, "--label-smoothing must be in [0, 1)")
+    need(cfg.label_smoothing == 0 or cfg.loss == "ce",
+         f"--label-smoothing works with --loss ce only, not {cfg.loss}; drop one of the two")
+    need(not cfg.nesterov or cfg.optimizer == "sgd", "--nesterov needs --optimizer sgd")
+    need(not cfg.nesterov or cfg.momentum > 0, "--nesterov needs --momentum > 0")
+    need(cfg.monitor is None or cfg.monitor in MONITORS, f"--monitor must be one of {', '.join(MONITORS)}")
+    need(cfg.warmup_epochs < cfg.epochs, "--warmup-epochs must be shorter than --epochs")
+    no_val = cfg.val_fraction == 0
+    need(not (no_val and cfg.resolved_monitor.startswith("val_")),
+         f"--monitor {cfg.resolved_monitor} needs a validation split; set --val-fraction > 0")
+    need(not (no_val and cfg.early_stopping),
+         "--early-stopping needs a validation split; set --val-fraction > 0 (e.g. 0.1)")
+    need(not (no_val and cfg.schedule == "plateau"),
+         "--schedule plateau watches the validation loss; set --val-fraction > 0")
+    need(cfg.early_stopping is None or cfg.early_stopping >= 1, "--early-stopping patience must be >= 1")
+    need(not cfg.restore_best or not no_val, "--restore-best needs a validation split; set --val-fraction > 0")
+    bad_tta = [v for v in cfg.tta if v not in ("flip", "translate")]
+    need(not bad_tta, f"unknown --tta view {', '.join(bad_tta)}; choose from flip, translate")

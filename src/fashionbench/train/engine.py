@@ -1,0 +1,209 @@
+"""The training loop as plain functions: train_one_epoch, predict, evaluate, fit.
+
+Data stays in memory as uint8 tensors on the device; a batch is a slice of a permutation,
+converted to float, augmented as a whole and normalized. Randomness for epoch e comes from
+seed-derived generators, so resuming at an epoch boundary replays exactly the same run.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..data.normalize import Normalization, to_float
+from ..utils import autocast
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimizer steps taken
+    history: list[dict] = field(default_factory=list)
+    batches: list[dict] = field(default_factory=list)
+    best_metric: float | None = None
+    best_epoch: int = 0
+    improved: bool = False
+    stop: bool = False
+    train_seconds: float = 0.0
+    best_state: dict | None = None  # weights at the best epoch (kept in memory, saved as best.pt)
+
+    def to_dict(self) -> dict:
+        d = {k: v for k, v in self.__dict__.items() if k != "best_state"}
+        return copy.deepcopy(d)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainState":
+        return cls(**d)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    return (seed * 1_000_003 + epoch) % (2**63)
+
+
+def prepare(x_u8: torch.Tensor, normalizer: Normalization, channels_last: bool,
+            augment=None, generator: torch.Generator | None = None) -> torch.Tensor:
+    x = to_float(x_u8)
+    if augment is not None:
+        x = augment(x, generator)
+    x = normalizer(x)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def train_one_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
+                    optimizer: torch.optim.Optimizer, loss_fn: LossFn, batch_size: int,
+                    normalizer: Normalization, generator: torch.Generator, precision: str = "fp32",
+                    augment=None, scheduler=None, channels_last: bool = False,
+                    on_batch: Callable[[dict], None] | None = None, desc: str = "train") -> dict:
+    """One pass over (images, labels) in a seeded random order. Returns mean loss and accuracy."""
+    model.train()
+    device = images.device
+    n = len(images)
+    perm = torch.randperm(n, generator=generator).to(device)
+    starts = range(0, n, batch_size)
+    if n % batch_size == 1 and n > 1:  # a batch of one breaks BatchNorm
+        starts = range(0, n - 1, batch_size)
+    total_loss = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    seen = 0
+    bar = tqdm(starts, desc=desc, leave=False, disable=None, unit="batch")
+    for i, start in enumerate(bar):
+        idx = perm[start:start + batch_size]
+        x = prepare(images[idx], normalizer, channels_last, augment, generator)
+        y = labels[idx]
+        with autocast(device, precision):
+            logits = model(x)
+        loss = loss_fn(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        lr = optimizer.param_groups[0]["lr"]
+        if scheduler is not None:
+            scheduler.step()
+        total_loss += loss.detach() * len(idx)
+        correct += (logits.detach().argmax(1) == y).sum()
+        seen += len(idx)
+        if on_batch is not None:
+            on_batch({"batch": i, "loss": loss.item(), "lr": lr})
+    return {"loss": total_loss.item() / max(seen, 1), "accuracy": correct.item() / max(seen, 1)}
+
+
+def _translate_views(x: torch.Tensor, shift: int = 1) -> list[torch.Tensor]:
+    """The batch shifted by one pixel in each of the four directions (black fill)."""
+    views = []
+    for dx, dy in ((shift, 0), (-shift, 0), (0, shift), (0, -shift)):
+        v = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+        if dx > 0:
+            v[..., :, :dx] = 0
+        elif dx < 0:
+            v[..., :, dx:] = 0
+        if dy > 0:
+            v[..., :dy, :] = 0
+        elif dy < 0:
+            v[..., dy:, :] = 0
+        views.append(v)
+    return views
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor, *, normalizer: Normalization, batch_size: int = 1000,
+            precision: str = "fp32", channels_last: bool = False, tta: Sequence[str] = ()) -> torch.Tensor:
+    """Logits (float32, on CPU) for uint8 images; TTA averages logits over flipped/shifted views."""
+    model.eval()
+    device = images.device
+    out = []
+    for start in range(0, len(images), batch_size):
+        x01 = to_float(images[start:start + batch_size])
+        views = [x01]
+        if "flip" in tta:
+            views.append(x01.flip(3))
+        if "translate" in tta:
+            views += [v for base in list(views) for v in _translate_views(base)]
+        logits = 0
+        for v in views:
+            v = normalizer(v)
+            if channels_last:
+                v = v.contiguous(memory_format=torch.channels_last)
+            with autocast(device, precision):
+                logits = logits + model(v).float()
+        out.append((logits / len(views)).cpu())
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, normalizer: Normalization,
+             loss_fn: LossFn | None = None, batch_size: int = 1000, precision: str = "fp32",
+             channels_last: bool = False, tta: Sequence[str] = ()) -> dict:
+    """Loss (cross-entropy unless loss_fn given), accuracy and the logits themselves."""
+    logits = predict(model, images, normalizer=normalizer, batch_size=batch_size, precision=precision,
+                     channels_last=channels_last, tta=tta)
+    y = labels.cpu()
+    loss = (loss_fn or F.cross_entropy)(logits, y).item() if len(y) else math.nan
+    acc = (logits.argmax(1) == y).float().mean().item() if len(y) else math.nan
+    return {"loss": loss, "accuracy": acc, "logits": logits}
+
+
+def _is_better(value: float, best: float | None, monitor: str) -> bool:
+    if best is None:
+        return True
+    return value > best if monitor.endswith("accuracy") else value < best
+
+
+def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], val: tuple[torch.Tensor, torch.Tensor] | None, *,
+        epochs: int, batch_size: int, optimizer: torch.optim.Optimizer, loss_fn: LossFn, normalizer: Normalization,
+        seed: int, precision: str = "fp32", augment=None, scheduler=None, per_batch_schedule: bool = True,
+        channels_last: bool = False, monitor: str = "val_loss", eval_batch_size: int = 1000,
+        callbacks: Sequence = (), state: TrainState | None = None) -> TrainState:
+    """Train for `epochs` (from `state.epoch` when resuming), calling callbacks at each event."""
+    state = state or TrainState()
+    for cb in callbacks:
+        cb.on_train_begin(state)
+
+    def on_batch(info: dict) -> None:
+        state.step += 1
+        row = {"epoch": state.epoch + 1, "step": state.step, **info}
+        state.batches.append(row)
+        for cb in callbacks:
+            cb.on_batch_end(state, row)
+
+    while state.epoch < epochs and not state.stop:
+        e = state.epoch
+        generator = torch.Generator().manual_seed(epoch_seed(seed, e))
+        torch.manual_seed(epoch_seed(seed, e))  # dropout and other global-RNG layers
+        t0 = time.perf_counter()
+        lr = optimizer.param_groups[0]["lr"]
+        tr = train_one_epoch(model, *train, optimizer=optimizer, loss_fn=loss_fn, batch_size=batch_size,
+                             normalizer=normalizer, generator=generator, precision=precision, augment=augment,
+                             scheduler=scheduler if per_batch_schedule else None, channels_last=channels_last,
+                             on_batch=on_batch, desc=f"epoch {e + 1}/{epochs}")
+        row = {"epoch": e + 1, "train_loss": tr["loss"], "train_accuracy": tr["accuracy"],
+               "val_loss": math.nan, "val_accuracy": math.nan, "lr": lr}
+        if val is not None and len(val[0]):
+            ev = evaluate(model, *val, normalizer=normalizer, loss_fn=loss_fn, batch_size=eval_batch_size,
+                          precision=precision, channels_last=channels_last)
+            row["val_loss"], row["val_accuracy"] = ev["loss"], ev["accuracy"]
+        if scheduler is not None and not per_batch_schedule:
+            scheduler.step(row["val_loss"])
+        seconds = time.perf_counter() - t0
+        state.train_seconds += seconds
+        row["seconds"] = seconds
+        row["elapsed"] = state.train_seconds
+        state.history.append(row)
+        state.epoch = e + 1
+        state.improved = _is_better(row[monitor], state.best_metric, monitor)
+        if state.improved:
+            state.best_metric, state.best_epoch = row[monitor], e + 1
+            state.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        for cb in callbacks:
+            cb.on_epoch_end(state, row)
+    for cb in callbacks:
+        cb.on_train_end(state)
+    return state

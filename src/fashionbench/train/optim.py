@@ -1,0 +1,86 @@
+"""Optimizers, losses and learning-rate schedules, chosen by name."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import ConfigError
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+LOSSES = ("ce", "nll", "mse", "mae")
+SCHEDULES = ("constant", "step", "cosine", "onecycle", "linear", "plateau")
+
+
+def build_optimizer(params, name: str, lr: float, momentum: float = 0.9, nesterov: bool = False,
+                    weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    raise ConfigError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+
+
+def build_loss(name: str, label_smoothing: float = 0.0) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Loss on raw logits. mse/mae compare softmax probabilities with one-hot targets."""
+    if name == "ce":
+        return lambda logits, y: F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
+    if name == "nll":
+        return lambda logits, y: F.nll_loss(F.log_softmax(logits.float(), 1), y)
+    if name in ("mse", "mae"):
+        dist = F.mse_loss if name == "mse" else F.l1_loss
+
+        def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            probs = logits.float().softmax(1)
+            return dist(probs, F.one_hot(y, probs.shape[1]).float())
+
+        return loss
+    raise ConfigError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+
+
+def lr_factor(schedule: str, step: int, total_steps: int, warmup_steps: int = 0, *, steps_per_epoch: int = 1,
+              step_epochs: int = 10, gamma: float = 0.1, final_factor: float = 0.0) -> float:
+    """Multiplier on the base lr after `step` optimizer steps (per-batch schedules)."""
+    if warmup_steps and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule == "constant":
+        return 1.0
+    if schedule == "step":
+        return gamma ** ((step // steps_per_epoch) // step_epochs)
+    frac = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    frac = min(max(frac, 0.0), 1.0)
+    if schedule == "cosine":
+        return final_factor + (1 - final_factor) * 0.5 * (1 + math.cos(math.pi * frac))
+    if schedule == "linear":
+        return final_factor + (1 - final_factor) * (1 - frac)
+    raise ConfigError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, schedule: str, *, epochs: int, steps_per_epoch: int,
+                    warmup_epochs: float = 0.0, step_epochs: int = 10, gamma: float = 0.1):
+    """Return (scheduler, per_batch). 'plateau' steps once per epoch on the monitored loss."""
+    if schedule not in SCHEDULES:
+        raise ConfigError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
+    total = epochs * steps_per_epoch
+    if schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=gamma if gamma < 1 else 0.1,
+                                                          patience=2), False
+    if schedule == "onecycle":
+        max_lr = [g["lr"] for g in optimizer.param_groups]
+        pct = warmup_epochs / epochs if warmup_epochs else 0.25
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total,
+                                                   pct_start=min(max(pct, 0.01), 0.99)), True
+    warmup = int(round(warmup_epochs * steps_per_epoch))
+
+    def factor(step: int) -> float:
+        return lr_factor(schedule, step, total, warmup, steps_per_epoch=steps_per_epoch,
+                         step_epochs=step_epochs, gamma=gamma)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor), True
