@@ -43,6 +43,10 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model", help="registered model name (see `fashionbench models`)")
     g.add_argument("--recipe", help="named recipe that sets model and hyperparameters (see `fashionbench recipes`)")
     g.add_argument("--model-arg", action="append", metavar="KEY=VALUE", help="model constructor argument")
+    g.add_argument("--pretrained", choices=["imagenet"], help="start from torchvision's ImageNet weights "
+                   "(downloaded once into torchvision's cache)")
+    g.add_argument("--weights", metavar="FILE", help="start from a local weights file (no internet needed)")
+    g.add_argument("--freeze", choices=["features"], help="train only the classifier head")
     g = p.add_argument_group("optimization")
     g.add_argument("--epochs", type=int)
     g.add_argument("--batch-size", type=int)
@@ -84,7 +88,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
 TRAIN_FIELDS = ("model", "recipe", "epochs", "batch_size", "optimizer", "lr", "momentum", "nesterov",
                 "weight_decay", "loss", "label_smoothing", "schedule", "warmup_epochs", "step_epochs", "gamma",
                 "augment", "normalize", "val_fraction", "data_fraction", "early_stopping", "monitor",
-                "restore_best", "tta", "seed", "device", "precision", "dataset", "data_dir")
+                "restore_best", "tta", "seed", "device", "precision", "dataset", "data_dir", "pretrained", "weights",
+                "freeze")
 
 
 def config_from_args(args: argparse.Namespace):

@@ -58,8 +58,10 @@ def build_from_checkpoint(ckpt: dict, expect_model: str | None = None) -> nn.Mod
     if expect_model is not None and expect_model != name:
         raise CheckpointError(f"{ckpt.get('path', 'checkpoint')} holds model {name!r}, not {expect_model!r}; "
                               f"use --model {name} or a checkpoint of {expect_model}")
+    # Starting-weight options are not replayed: the checkpoint's own weights replace them.
+    args = {k: v for k, v in ckpt.get("model_args", {}).items() if k not in ("pretrained", "weights")}
     try:
-        model = create_model(name, num_classes=len(ckpt["class_names"]), **ckpt.get("model_args", {}))
+        model = create_model(name, num_classes=len(ckpt["class_names"]), **args)
     except FashionbenchError as e:
         raise CheckpointError(f"{ckpt.get('path', 'checkpoint')}: {e}") from None
     try:

@@ -42,6 +42,9 @@ class TrainConfig:
     monitor: str | None = None  # default: val_loss, or train_loss without a validation split
     restore_best: bool = False
     tta: list[str] = field(default_factory=list)  # test-time views: flip, translate
+    pretrained: str | None = None  # 'imagenet': torchvision weights API (downloads once)
+    weights: str | None = None  # local weights file for machines without internet
+    freeze: str | None = None  # 'features': train only the classifier head
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
@@ -98,5 +101,10 @@ def validate(cfg: TrainConfig) -> None:
          "--schedule plateau watches the validation loss; set --val-fraction > 0")
     need(cfg.early_stopping is None or cfg.early_stopping >= 1, "--early-stopping patience must be >= 1")
     need(not cfg.restore_best or not no_val, "--restore-best needs a validation split; set --val-fraction > 0")
+    need(cfg.freeze in (None, "features"), f"--freeze must be 'features', got {cfg.freeze!r}")
+    need(not (cfg.pretrained and cfg.weights), "--pretrained and --weights both name starting weights; pass one")
+    need(cfg.pretrained in (None, "imagenet"), f"--pretrained must be 'imagenet', got {cfg.pretrained!r}")
+    need(not cfg.freeze or cfg.pretrained or cfg.weights,
+         "--freeze features only makes sense with starting weights; add --pretrained imagenet or --weights FILE")
     bad_tta = [v for v in cfg.tta if v not in ("flip", "translate")]
     need(not bad_tta, f"unknown --tta view {', '.join(bad_tta)}; choose from flip, translate")

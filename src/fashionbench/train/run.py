@@ -54,9 +54,40 @@ def _check_run_dir(run_dir: Path, overwrite: bool) -> None:
                           f"--resume {run_dir} to continue it, or --overwrite to replace it")
 
 
+def freeze_features(model: torch.nn.Module) -> int:
+    """Train only the head: parameters under `model.head_prefixes`, else the last Linear layer's.
+
+    Returns the number of parameters left trainable."""
+    prefixes = getattr(model, "head_prefixes", None)
+    if prefixes is None:
+        last = [name for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)][-1:]
+        if not last:
+            raise ConfigError("--freeze features needs a model with a Linear classifier head")
+        prefixes = (last[0] + ".",)
+    for name, p in model.named_parameters():
+        p.requires_grad = name.startswith(tuple(prefixes))
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
+    """The model `cfg` names, with starting weights when it asks for them."""
+    kwargs = dict(cfg.model_args)
+    if cfg.pretrained:
+        kwargs["pretrained"] = cfg.pretrained
+    if cfg.weights:
+        kwargs["weights"] = cfg.weights
+    model = create_model(cfg.model, num_classes=num_classes, **kwargs)
+    if cfg.freeze == "features":
+        freeze_features(model)
+    return model
+
+
 def train_model(cfg: TrainConfig, run_dir: str | Path, *, dataset: Dataset | None = None, resume: bool = False,
-                overwrite: bool = False, quiet_test: bool = False) -> dict:
-    """Train as `cfg` says, write the run folder and return the metrics dict."""
+                overwrite: bool = False, split: Split | None = None) -> dict:
+    """Train as `cfg` says, write the run folder and return the metrics dict.
+
+    `dataset` skips loading (callers that train many models pass it once); `split` replaces
+    the stratified fraction/holdout split (k-fold cross-validation passes its folds)."""
     validate(cfg)
     run_dir = Path(run_dir)
     if not resume:
@@ -65,18 +96,18 @@ def train_model(cfg: TrainConfig, run_dir: str | Path, *, dataset: Dataset | Non
     precision = resolve_precision(cfg.precision, device)
     seed_everything(cfg.seed)
     ds = dataset or load_dataset(cfg.dataset, cfg.data_dir)
-    split = split_training_set(ds.train_labels, cfg)
+    split = split or split_training_set(ds.train_labels, cfg)
     train_x, train_y = ds.train_images[split.train_idx].to(device), ds.train_labels[split.train_idx].to(device)
     val = None
     if len(split.val_idx):
         val = (ds.train_images[split.val_idx].to(device), ds.train_labels[split.val_idx].to(device))
     normalizer = Normalization.fit(cfg.normalize, ds.train_images[split.train_idx])
 
-    model = create_model(cfg.model, num_classes=ds.num_classes, **cfg.model_args).to(device)
+    model = build_model(cfg, ds.num_classes).to(device)
     channels_last = uses_conv(model)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(model.parameters(), cfg.optimizer, cfg.lr, cfg.momentum, cfg.nesterov,
+    optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], cfg.optimizer, cfg.lr, cfg.momentum, cfg.nesterov,
                                 cfg.weight_decay)
     steps = len(range(0, len(train_x), cfg.batch_size))
     scheduler, per_batch = build_scheduler(optimizer, cfg.schedule, epochs=cfg.epochs, steps_per_epoch=steps,
@@ -151,6 +182,7 @@ def train_model(cfg: TrainConfig, run_dir: str | Path, *, dataset: Dataset | Non
         "torch_version": torch.__version__,
         "machine": f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} threads".strip(),
     }
+    # run outputs (issue 5): reports and extra artifacts hook in here
     atomic_savez(run_dir / "predictions.npz", logits=ev["logits"].numpy().astype(np.float32),
                  labels=ds.test_labels.numpy().astype(np.int64))
     atomic_write_json(run_dir / "metrics.json", metrics)
