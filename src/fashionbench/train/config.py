@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from ..data.augment import parse_augment
 from ..data.normalize import KINDS as NORMALIZATIONS
 from ..errors import ConfigError
+from ..models.registry import model_info
 from .optim import LOSSES, OPTIMIZERS, SCHEDULES
 
 MONITORS = ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
@@ -77,6 +78,7 @@ def validate(cfg: TrainConfig) -> None:
         if not cond:
             raise ConfigError(msg)
 
+    model_info(cfg.model)  # unknown names fail before any data is loaded
     need(cfg.epochs >= 1, f"--epochs must be at least 1, got {cfg.epochs}")
     need(cfg.batch_size >= 1, f"--batch-size must be at least 1, got {cfg.batch_size}")
     need(cfg.lr > 0, f"--lr must be positive, got {cfg.lr}")

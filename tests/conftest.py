@@ -1,0 +1,68 @@
+"""Shared fixtures: tiny synthetic MNIST-format data that a model can learn in a second."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fashionbench import FASHION_CLASSES
+from fashionbench.data.idx import write_idx
+from fashionbench.data.sources import Dataset, PARTS
+from fashionbench.errors import DataError
+
+
+def synthetic_arrays(n: int, seed: int, num_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Class k is a bright 8x8 square at its own spot on a noisy background (balanced labels)."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % num_classes
+    rng.shuffle(labels)
+    images = rng.integers(0, 60, size=(n, 28, 28)).astype(np.uint8)
+    for i, k in enumerate(labels):
+        r, c = 2 + 9 * (k // 4), 2 + 6 * (k % 4)
+        images[i, r:r + 8, c:c + 8] = rng.integers(180, 256)
+    return images, labels.astype(np.uint8)
+
+
+def make_dataset(n_train: int = 600, n_test: int = 200, seed: int = 0) -> Dataset:
+    tx, ty = synthetic_arrays(n_train, seed)
+    vx, vy = synthetic_arrays(n_test, seed + 1)
+    return Dataset(torch.from_numpy(tx), torch.from_numpy(ty.astype(np.int64)),
+                   torch.from_numpy(vx), torch.from_numpy(vy.astype(np.int64)),
+                   class_names=list(FASHION_CLASSES), name="synthetic", source="test fixture")
+
+
+def write_idx_folder(folder, n_train: int = 600, n_test: int = 200, seed: int = 0, gz: bool = True):
+    """Write the four MNIST-format files of a synthetic dataset; return their paths by part."""
+    tx, ty = synthetic_arrays(n_train, seed)
+    vx, vy = synthetic_arrays(n_test, seed + 1)
+    arrays = {"train_images": tx, "train_labels": ty, "test_images": vx, "test_labels": vy}
+    paths = {}
+    for part, stem in PARTS.items():
+        paths[part] = folder / (stem + (".gz" if gz else ""))
+        write_idx(paths[part], arrays[part])
+    return paths
+
+
+@pytest.fixture
+def tiny_dataset() -> Dataset:
+    return make_dataset()
+
+
+@pytest.fixture
+def idx_folder(tmp_path):
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    write_idx_folder(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def real_dataset():
+    """The real Fashion-MNIST when this machine has it (CI installs Debian's package)."""
+    from fashionbench.data.sources import load_dataset
+
+    try:
+        return load_dataset("fashion-mnist", allow_download=False)
+    except DataError as e:
+        pytest.skip(f"real Fashion-MNIST not available here ({e}); .ci/run installs it")

@@ -1,0 +1,72 @@
+import gzip
+
+import numpy as np
+import pytest
+
+from fashionbench.data.idx import encode_idx, read_idx, write_idx
+from fashionbench.data.sources import load_dataset
+from fashionbench.errors import DataError
+
+
+@pytest.mark.parametrize("name", ["a.idx", "a.idx.gz"])
+def test_round_trip_images_and_labels(tmp_path, name):
+    images = np.random.default_rng(0).integers(0, 256, (7, 28, 28), dtype=np.uint8)
+    labels = np.arange(7, dtype=np.uint8)
+    write_idx(tmp_path / name, images)
+    write_idx(tmp_path / ("l" + name), labels)
+    np.testing.assert_array_equal(read_idx(tmp_path / name), images)
+    np.testing.assert_array_equal(read_idx(tmp_path / ("l" + name)), labels)
+    assert not list(tmp_path.glob(".*tmp")), "atomic write left a temp file"
+
+
+def test_truncated_gzip(tmp_path):
+    data = gzip.compress(encode_idx(np.zeros((50, 28, 28), np.uint8)))
+    (tmp_path / "t.gz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match="truncated or corrupt"):
+        read_idx(tmp_path / "t.gz")
+
+
+def test_corrupt_gzip(tmp_path):
+    data = bytearray(gzip.compress(encode_idx(np.arange(1000, dtype=np.uint8).reshape(1000)[:784].reshape(1, 28, 28))))
+    data[20:40] = b"\xff" * 20
+    (tmp_path / "c.gz").write_bytes(bytes(data))
+    with pytest.raises(DataError, match="c.gz"):
+        read_idx(tmp_path / "c.gz")
+
+
+def test_wrong_magic(tmp_path):
+    (tmp_path / "m").write_bytes(b"\x00\x00\x0d\x03" + b"\x00" * 100)
+    with pytest.raises(DataError, match="wrong magic number"):
+        read_idx(tmp_path / "m")
+
+
+def test_data_shorter_than_header_promises(tmp_path):
+    raw = encode_idx(np.zeros((3, 28, 28), np.uint8))
+    (tmp_path / "s").write_bytes(raw[:-10])
+    with pytest.raises(DataError, match="header promises"):
+        read_idx(tmp_path / "s")
+
+
+def test_image_label_count_mismatch(idx_folder):
+    write_idx(idx_folder / "train-labels-idx1-ubyte.gz", np.zeros(599, np.uint8))
+    with pytest.raises(DataError, match="600 images but 599 labels"):
+        load_dataset("mnist-format", idx_folder)
+
+
+def test_mnist_format_folder_with_class_names(idx_folder):
+    (idx_folder / "classes.txt").write_text("\n".join(f"c{i}" for i in range(10)))
+    ds = load_dataset("mnist-format", idx_folder)
+    assert ds.class_names[3] == "c3" and not ds.verified
+    assert ds.train_images.shape == (600, 28, 28) and ds.train_images.dtype.is_floating_point is False
+    assert ds.test_labels.shape == (200,)
+
+
+def test_mnist_format_defaults_class_names(idx_folder):
+    ds = load_dataset("mnist-format", idx_folder)
+    assert ds.class_names == [str(i) for i in range(10)]
+
+
+def test_checksum_mismatch_names_file_and_fix(idx_folder):
+    # Right format, wrong content: refused as Fashion-MNIST, with the way out named.
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte.gz: checksum mismatch.*mnist-format"):
+        load_dataset("fashion-mnist", idx_folder)
