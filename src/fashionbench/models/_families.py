@@ -1,4 +1,4 @@
 """Imports every model family so their @register_model decorators run."""
 
-from . import cnn, mlp  # noqa: F401
+from . import cnn, fast, mlp  # noqa: F401
 from . import lenet, numpy_mlp, resnet, vgg  # noqa: F401  (issue 3)

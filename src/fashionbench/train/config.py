@@ -33,6 +33,12 @@ class TrainConfig:
     label_smoothing: float = 0.0
     schedule: str = "constant"
     warmup_epochs: float = 0.0
+    final_lr_factor: float = 0.0  # cosine/linear schedules end at lr * this
+    bias_lr_scale: float = 1.0  # lr multiplier for biases and norm parameters (airbench uses 64)
+    lookahead: bool = False  # airbench-style lookahead EMA of the weights
+    lookahead_every: int = 5
+    lookahead_decay: float = 0.95**5
+    drop_last: bool = False  # drop the last partial training batch
     step_epochs: int = 10
     gamma: float = 0.1
     augment: list[str] = field(default_factory=list)
@@ -49,6 +55,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
+    threads: int | None = None  # CPU threads for torch (default: torch's choice, one per core)
 
     def __post_init__(self) -> None:
         self.augment = parse_augment(self.augment)
@@ -103,6 +110,10 @@ def validate(cfg: TrainConfig) -> None:
          "--schedule plateau watches the validation loss; set --val-fraction > 0")
     need(cfg.early_stopping is None or cfg.early_stopping >= 1, "--early-stopping patience must be >= 1")
     need(not cfg.restore_best or not no_val, "--restore-best needs a validation split; set --val-fraction > 0")
+    need(cfg.bias_lr_scale > 0, "--bias-lr-scale must be positive")
+    need(0 <= cfg.final_lr_factor <= 1, "--final-lr-factor must be in [0, 1]")
+    need(cfg.lookahead_every >= 1 and 0 <= cfg.lookahead_decay < 1, "lookahead needs every >= 1, 0 <= decay < 1")
+    need(cfg.threads is None or cfg.threads >= 1, "--threads must be at least 1")
     need(cfg.freeze in (None, "features"), f"--freeze must be 'features', got {cfg.freeze!r}")
     need(not (cfg.pretrained and cfg.weights), "--pretrained and --weights both name starting weights; pass one")
     need(cfg.pretrained in (None, "imagenet"), f"--pretrained must be 'imagenet', got {cfg.pretrained!r}")

@@ -46,6 +46,40 @@ class TrainState:
         return cls(**d)
 
 
+class Lookahead:
+    """airbench's lookahead EMA: every `every` steps, ema <- lerp(ema, weights) and weights <- ema.
+
+    The decay ramps as decay * (step / total)^3, so it only bites late in training; at the
+    end the weights become the EMA (`finish`)."""
+
+    def __init__(self, model: nn.Module, total_steps: int, every: int = 5, decay: float = 0.95**5) -> None:
+        self.model, self.total, self.every, self.decay = model, max(total_steps, 1), every, decay
+        self.steps = 0
+        self.ema = {k: v.detach().clone() for k, v in model.state_dict().items() if v.dtype.is_floating_point}
+
+    @torch.no_grad()
+    def _blend(self, decay: float) -> None:
+        for k, v in self.model.state_dict().items():
+            if k in self.ema:
+                self.ema[k].lerp_(v, 1 - decay)
+                v.copy_(self.ema[k])
+
+    def after_step(self) -> None:
+        self.steps += 1
+        if self.steps % self.every == 0:
+            self._blend(self.decay * (self.steps / self.total) ** 3)
+
+    def finish(self) -> None:
+        self._blend(1.0)
+
+    def state_dict(self) -> dict:
+        return {"steps": self.steps, "ema": self.ema}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.steps = d["steps"]
+        self.ema = {k: v.clone() for k, v in d["ema"].items()}
+
+
 def epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch) % (2**63)
 
@@ -63,15 +97,16 @@ def train_one_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
                     optimizer: torch.optim.Optimizer, loss_fn: LossFn, batch_size: int,
                     normalizer: Normalization, generator: torch.Generator, precision: str = "fp32",
                     augment=None, scheduler=None, channels_last: bool = False,
-                    on_batch: Callable[[dict], None] | None = None, desc: str = "train") -> dict:
+                    on_batch: Callable[[dict], None] | None = None, desc: str = "train",
+                    drop_last: bool = False, lookahead: Lookahead | None = None) -> dict:
     """One pass over (images, labels) in a seeded random order. Returns mean loss and accuracy."""
     model.train()
     device = images.device
     n = len(images)
     perm = torch.randperm(n, generator=generator).to(device)
     starts = range(0, n, batch_size)
-    if n % batch_size == 1 and n > 1:  # a batch of one breaks BatchNorm
-        starts = range(0, n - 1, batch_size)
+    if (drop_last and n >= batch_size) or (n % batch_size == 1 and n > 1):  # a batch of one breaks BatchNorm
+        starts = range(0, n - n % batch_size, batch_size)
     total_loss = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
@@ -86,6 +121,8 @@ def train_one_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if lookahead is not None:
+            lookahead.after_step()
         lr = optimizer.param_groups[0]["lr"]
         if scheduler is not None:
             scheduler.step()
@@ -123,19 +160,22 @@ def predict(model: nn.Module, images: torch.Tensor, *, normalizer: Normalization
     out = []
     for start in range(0, len(images), batch_size):
         x01 = to_float(images[start:start + batch_size])
-        views = [x01]
-        if "flip" in tta:
-            views.append(x01.flip(3))
-        if "translate" in tta:
-            views += [v for base in list(views) for v in _translate_views(base)]
-        logits = 0
-        for v in views:
-            v = normalizer(v)
-            if channels_last:
-                v = v.contiguous(memory_format=torch.channels_last)
-            with autocast(device, precision):
-                logits = logits + model(v).float()
-        out.append((logits / len(views)).cpu())
+
+        def run(views: list[torch.Tensor]) -> torch.Tensor:
+            total = 0
+            for v in views:
+                v = normalizer(v)
+                if channels_last:
+                    v = v.contiguous(memory_format=torch.channels_last)
+                with autocast(device, precision):
+                    total = total + model(v).float()
+            return total / len(views)
+
+        bases = [x01, x01.flip(3)] if "flip" in tta else [x01]
+        logits = run(bases)
+        if "translate" in tta:  # airbench weighting: half on the unshifted views, half on the shifted ones
+            logits = 0.5 * logits + 0.5 * run([v for b in bases for v in _translate_views(b)])
+        out.append(logits.cpu())
     return torch.cat(out) if out else torch.zeros(0)
 
 
@@ -161,7 +201,8 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], val: tuple[t
         epochs: int, batch_size: int, optimizer: torch.optim.Optimizer, loss_fn: LossFn, normalizer: Normalization,
         seed: int, precision: str = "fp32", augment=None, scheduler=None, per_batch_schedule: bool = True,
         channels_last: bool = False, monitor: str = "val_loss", eval_batch_size: int = 1000,
-        callbacks: Sequence = (), state: TrainState | None = None) -> TrainState:
+        callbacks: Sequence = (), state: TrainState | None = None, drop_last: bool = False,
+        lookahead: Lookahead | None = None) -> TrainState:
     """Train for `epochs` (from `state.epoch` when resuming), calling callbacks at each event."""
     state = state or TrainState()
     for cb in callbacks:
@@ -179,11 +220,16 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], val: tuple[t
         generator = torch.Generator().manual_seed(epoch_seed(seed, e))
         torch.manual_seed(epoch_seed(seed, e))  # dropout and other global-RNG layers
         t0 = time.perf_counter()
+        if hasattr(model, "on_epoch_start"):  # e.g. FastNet freezes its whitening bias after a few epochs
+            model.on_epoch_start(e)
         lr = optimizer.param_groups[0]["lr"]
         tr = train_one_epoch(model, *train, optimizer=optimizer, loss_fn=loss_fn, batch_size=batch_size,
                              normalizer=normalizer, generator=generator, precision=precision, augment=augment,
                              scheduler=scheduler if per_batch_schedule else None, channels_last=channels_last,
-                             on_batch=on_batch, desc=f"epoch {e + 1}/{epochs}")
+                             on_batch=on_batch, desc=f"epoch {e + 1}/{epochs}", drop_last=drop_last,
+                             lookahead=lookahead)
+        if lookahead is not None and e + 1 == epochs:
+            lookahead.finish()
         row = {"epoch": e + 1, "train_loss": tr["loss"], "train_accuracy": tr["accuracy"],
                "val_loss": math.nan, "val_accuracy": math.nan, "lr": lr}
         if val is not None and len(val[0]):

@@ -15,6 +15,20 @@ LOSSES = ("ce", "nll", "mse", "mae")
 SCHEDULES = ("constant", "step", "cosine", "onecycle", "linear", "plateau")
 
 
+def param_groups(model: torch.nn.Module, lr: float, weight_decay: float, bias_lr_scale: float = 1.0) -> list[dict]:
+    """Trainable parameters in two groups: weights, and 1-D parameters (biases, norm scales).
+
+    The second group's lr is multiplied by `bias_lr_scale` and its weight decay divided by it,
+    so the decay applied per step (lr * wd) is the same in both groups (airbench's convention)."""
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    weights = [p for n, p in params if p.ndim >= 2]
+    vectors = [p for n, p in params if p.ndim < 2]
+    if bias_lr_scale == 1.0:
+        return [{"params": weights + vectors}]
+    return [{"params": weights},
+            {"params": vectors, "lr": lr * bias_lr_scale, "weight_decay": weight_decay / bias_lr_scale}]
+
+
 def build_optimizer(params, name: str, lr: float, momentum: float = 0.9, nesterov: bool = False,
                     weight_decay: float = 0.0) -> torch.optim.Optimizer:
     if name == "sgd":
@@ -64,7 +78,8 @@ def lr_factor(schedule: str, step: int, total_steps: int, warmup_steps: int = 0,
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, schedule: str, *, epochs: int, steps_per_epoch: int,
-                    warmup_epochs: float = 0.0, step_epochs: int = 10, gamma: float = 0.1):
+                    warmup_epochs: float = 0.0, step_epochs: int = 10, gamma: float = 0.1,
+                    final_factor: float = 0.0):
     """Return (scheduler, per_batch). 'plateau' steps once per epoch on the monitored loss."""
     if schedule not in SCHEDULES:
         raise ConfigError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
@@ -81,6 +96,6 @@ def build_scheduler(optimizer: torch.optim.Optimizer, schedule: str, *, epochs: 
 
     def factor(step: int) -> float:
         return lr_factor(schedule, step, total, warmup, steps_per_epoch=steps_per_epoch,
-                         step_epochs=step_epochs, gamma=gamma)
+                         step_epochs=step_epochs, gamma=gamma, final_factor=final_factor)
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor), True

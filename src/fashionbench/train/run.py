@@ -14,18 +14,18 @@ import torch
 
 from .. import __version__
 from ..data.augment import build_augment
-from ..data.normalize import Normalization
+from ..data.normalize import Normalization, to_float
 from ..data.sources import Dataset, load_dataset
 from ..data.splits import stratified_holdout, stratified_subset
 from ..errors import CheckpointError, ConfigError
 from ..evaluate.metrics import classification_metrics
 from ..models.registry import count_params, create_model, uses_conv
-from ..utils import atomic_savez, atomic_write_json, resolve_device, resolve_precision, seed_everything
+from ..utils import atomic_savez, atomic_write_json, keep_freed_memory, resolve_device, resolve_precision, seed_everything
 from .callbacks import EarlyStopping, RunWriter
 from .checkpoint import make_checkpoint, read_checkpoint
 from .config import TrainConfig, validate
-from .engine import TrainState, evaluate, fit
-from .optim import build_loss, build_optimizer, build_scheduler
+from .engine import Lookahead, TrainState, evaluate, fit
+from .optim import build_loss, build_optimizer, build_scheduler, param_groups
 
 log = logging.getLogger("fashionbench.train")
 
@@ -94,6 +94,9 @@ def train_model(cfg: TrainConfig, run_dir: str | Path, *, dataset: Dataset | Non
         _check_run_dir(run_dir, overwrite)
     device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    keep_freed_memory()
     seed_everything(cfg.seed)
     ds = dataset or load_dataset(cfg.dataset, cfg.data_dir)
     split = split or split_training_set(ds.train_labels, cfg)
@@ -104,15 +107,18 @@ def train_model(cfg: TrainConfig, run_dir: str | Path, *, dataset: Dataset | Non
     normalizer = Normalization.fit(cfg.normalize, ds.train_images[split.train_idx])
 
     model = build_model(cfg, ds.num_classes).to(device)
+    if hasattr(model, "init_from_data") and not resume:  # data-dependent init, e.g. patch whitening
+        model.init_from_data(normalizer(to_float(train_x[:5000])))
     channels_last = uses_conv(model)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], cfg.optimizer, cfg.lr, cfg.momentum, cfg.nesterov,
-                                cfg.weight_decay)
-    steps = len(range(0, len(train_x), cfg.batch_size))
+    optimizer = build_optimizer(param_groups(model, cfg.lr, cfg.weight_decay, cfg.bias_lr_scale), cfg.optimizer,
+                                cfg.lr, cfg.momentum, cfg.nesterov, cfg.weight_decay)
+    steps = len(train_x) // cfg.batch_size if cfg.drop_last else len(range(0, len(train_x), cfg.batch_size))
     scheduler, per_batch = build_scheduler(optimizer, cfg.schedule, epochs=cfg.epochs, steps_per_epoch=steps,
                                            warmup_epochs=cfg.warmup_epochs, step_epochs=cfg.step_epochs,
-                                           gamma=cfg.gamma)
+                                           gamma=cfg.gamma, final_factor=cfg.final_lr_factor)
+    lookahead = Lookahead(model, cfg.epochs * steps, cfg.lookahead_every, cfg.lookahead_decay) if cfg.lookahead else None
     loss_fn = build_loss(cfg.loss, cfg.label_smoothing)
     state = TrainState()
     if resume:
@@ -123,6 +129,8 @@ def train_model(cfg: TrainConfig, run_dir: str | Path, *, dataset: Dataset | Non
         optimizer.load_state_dict(last["optimizer"])
         if last.get("scheduler") is not None:
             scheduler.load_state_dict(last["scheduler"])
+        if lookahead is not None:
+            lookahead.load_state_dict(last["lookahead"])
         state = TrainState.from_dict(last["train_state"])
         state.stop = False
         if (run_dir / "best.pt").is_file():
@@ -136,7 +144,8 @@ def train_model(cfg: TrainConfig, run_dir: str | Path, *, dataset: Dataset | Non
         extra = {}
         if kind == "last":
             extra = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                     "train_state": st.to_dict()}
+                     "train_state": st.to_dict(),
+                     "lookahead": lookahead.state_dict() if lookahead is not None else None}
         return make_checkpoint(model_name=cfg.model, model_args=cfg.model_args, state_dict=weights,
                                class_names=ds.class_names, normalization=normalizer, config=cfg.to_dict(),
                                epoch=st.epoch if kind == "last" else st.best_epoch, **extra)
@@ -148,7 +157,7 @@ def train_model(cfg: TrainConfig, run_dir: str | Path, *, dataset: Dataset | Non
                 loss_fn=loss_fn, normalizer=normalizer, seed=cfg.seed, precision=precision,
                 augment=build_augment(cfg.augment), scheduler=scheduler, per_batch_schedule=per_batch,
                 channels_last=channels_last, monitor=cfg.resolved_monitor, eval_batch_size=cfg.eval_batch_size,
-                callbacks=callbacks, state=state)
+                callbacks=callbacks, state=state, drop_last=cfg.drop_last, lookahead=lookahead)
     if cfg.restore_best and state.best_state is not None:
         model.load_state_dict(state.best_state)
 

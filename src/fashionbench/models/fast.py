@@ -1,0 +1,95 @@
+"""FastNet: an airbench-style CNN adapted to 28x28 grayscale, built to train fast on a CPU.
+
+Shape: a k x k patch-whitening stem (filters set from the eigenvectors of the training
+patches' covariance, with their negations), then one ConvGroup per width, each halving the
+resolution (27 -> 13 -> 6 -> 3), then a global max-pool and a bias-free linear head whose
+output is scaled down. BatchNorm uses airbench's settings: fast running statistics, tiny eps
+and a frozen scale (only the bias learns).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .registry import register_model
+
+
+class FrozenScaleBatchNorm(nn.BatchNorm2d):
+    """BatchNorm whose scale stays at 1; airbench's momentum 0.6 is torch momentum 0.4."""
+
+    def __init__(self, channels: int, momentum: float = 0.4, eps: float = 1e-12, affine_weight: bool = False):
+        super().__init__(channels, eps=eps, momentum=momentum)
+        self.weight.requires_grad = affine_weight
+
+
+class DiracConv(nn.Conv2d):
+    """3x3 'same' conv without bias whose first channels start as identity plus noise."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__(cin, cout, kernel_size=3, padding="same", bias=False)
+        with torch.no_grad():
+            nn.init.dirac_(self.weight[: min(cin, cout)])
+
+
+def _activation(name: str) -> nn.Module:
+    return {"gelu": nn.GELU(), "relu": nn.ReLU(), "silu": nn.SiLU()}[name]
+
+
+class ConvGroup(nn.Sequential):
+    """conv -> max-pool 2 -> BN -> act, then (depth - 1) x (conv -> BN -> act)."""
+
+    def __init__(self, cin: int, cout: int, depth: int = 2, act: str = "gelu", bn_momentum: float = 0.4):
+        layers: list[nn.Module] = [DiracConv(cin, cout), nn.MaxPool2d(2), FrozenScaleBatchNorm(cout, bn_momentum),
+                                   _activation(act)]
+        for _ in range(depth - 1):
+            layers += [DiracConv(cout, cout), FrozenScaleBatchNorm(cout, bn_momentum), _activation(act)]
+        super().__init__(*layers)
+
+
+class FastNet(nn.Module):
+    def __init__(self, widths=(64, 128, 256), depth: int = 2, whiten_k: int = 2, act: str = "gelu",
+                 scale: float = 1 / 9, bn_momentum: float = 0.4, whiten_bias_epochs: int = 3,
+                 num_classes: int = 10, in_channels: int = 1):
+        super().__init__()
+        stem = 2 * in_channels * whiten_k * whiten_k
+        self.whiten = nn.Conv2d(in_channels, stem, kernel_size=whiten_k, padding=0, bias=True)
+        self.act = _activation(act)
+        groups, cin = [], stem
+        for w in widths:
+            groups.append(ConvGroup(cin, w, depth, act, bn_momentum))
+            cin = w
+        self.groups = nn.Sequential(*groups)
+        self.head = nn.Linear(cin, num_classes, bias=False)
+        self.scale = scale
+        self.whiten_bias_epochs = whiten_bias_epochs
+
+    @torch.no_grad()
+    def init_from_data(self, x: torch.Tensor, eps: float = 5e-4) -> None:
+        """Patch whitening: filters = eigenvectors / sqrt(eigenvalues + eps) of the k x k patch covariance."""
+        k = self.whiten.kernel_size[0]
+        c = x.shape[1]
+        patches = F.unfold(x.float(), k).transpose(1, 2).reshape(-1, c * k * k)
+        cov = patches.T @ patches / len(patches)
+        eigenvalues, eigenvectors = torch.linalg.eigh(cov)
+        eigenvalues, eigenvectors = eigenvalues.flip(0), eigenvectors.T.flip(0)
+        w = (eigenvectors / torch.sqrt(eigenvalues + eps)[:, None]).reshape(-1, c, k, k)
+        self.whiten.weight.copy_(torch.cat((w, -w)))
+        self.whiten.bias.zero_()
+
+    def on_epoch_start(self, epoch: int) -> None:
+        # airbench trains the whitening bias for the first few epochs only
+        self.whiten.bias.requires_grad = epoch < self.whiten_bias_epochs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.groups(self.act(self.whiten(x)))
+        return self.head(torch.amax(x, dim=(2, 3))) * self.scale
+
+
+@register_model("fastnet", source="fashionbench")
+def fastnet(num_classes: int = 10, widths: tuple[int, ...] | list[int] = (64, 128, 256), depth: int = 2,
+            whiten_k: int = 2, act: str = "gelu", scale: float = 1 / 9, bn_momentum: float = 0.4,
+            whiten_bias_epochs: int = 3) -> nn.Module:
+    """airbench-style CNN for 28x28: patch-whitening stem, 3 conv groups, frozen-scale BN (default recipes)."""
+    return FastNet(tuple(widths), depth, whiten_k, act, scale, bn_momentum, whiten_bias_epochs, num_classes)
