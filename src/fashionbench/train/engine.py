@@ -206,6 +206,7 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], val: tuple[t
     """Train for `epochs` (from `state.epoch` when resuming), calling callbacks at each event."""
     state = state or TrainState()
     for cb in callbacks:
+        cb.model = model  # as in Keras: callbacks may look at (not replace) the model
         cb.on_train_begin(state)
 
     def on_batch(info: dict) -> None:

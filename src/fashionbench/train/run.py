@@ -8,6 +8,7 @@ import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -83,11 +84,12 @@ def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
 
 
 def train_model(cfg: TrainConfig, run_dir: str | Path, *, dataset: Dataset | None = None, resume: bool = False,
-                overwrite: bool = False, split: Split | None = None) -> dict:
+                overwrite: bool = False, split: Split | None = None, callbacks: Sequence = ()) -> dict:
     """Train as `cfg` says, write the run folder and return the metrics dict.
 
     `dataset` skips loading (callers that train many models pass it once); `split` replaces
-    the stratified fraction/holdout split (k-fold cross-validation passes its folds)."""
+    the stratified fraction/holdout split (k-fold cross-validation passes its folds); extra
+    `callbacks` see every event (benchmarks use them to test after each epoch)."""
     validate(cfg)
     run_dir = Path(run_dir)
     if not resume:
@@ -150,7 +152,7 @@ def train_model(cfg: TrainConfig, run_dir: str | Path, *, dataset: Dataset | Non
                                class_names=ds.class_names, normalization=normalizer, config=cfg.to_dict(),
                                epoch=st.epoch if kind == "last" else st.best_epoch, **extra)
 
-    callbacks = [RunWriter(run_dir, payload)]
+    callbacks = [RunWriter(run_dir, payload), *callbacks]
     if cfg.early_stopping:
         callbacks.insert(0, EarlyStopping(cfg.early_stopping))
     state = fit(model, (train_x, train_y), val, epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer=optimizer,
