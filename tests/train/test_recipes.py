@@ -1,0 +1,100 @@
+"""The fast recipe's pieces on small data: whitening init, lookahead, lr groups, schedule, TTA."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fashionbench.models import create_model
+from fashionbench.train.config import validate
+from fashionbench.train.engine import Lookahead, _translate_views, predict
+from fashionbench.train.optim import build_optimizer, lr_factor, param_groups
+from fashionbench.train.recipes import RECIPES, recipe_train_config
+from fashionbench.train.run import train_model
+from fashionbench.data.normalize import Normalization
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_every_recipe_is_a_valid_config(name):
+    cfg = recipe_train_config(name)
+    validate(cfg)
+    assert cfg.recipe == name
+    create_model(cfg.model, **cfg.model_args)
+
+
+def test_whitening_init_decorrelates_patches(tiny_dataset):
+    model = create_model("fastnet", widths=[8, 8, 8])
+    x = tiny_dataset.train_images[:200].unsqueeze(1).float() / 255
+    x = (x - x.mean()) / x.std()
+    model.init_from_data(x)
+    with torch.no_grad():
+        out = F.conv2d(x, model.whiten.weight[:4])  # the positive half: one filter per eigenvector
+    cov = torch.cov(out.permute(1, 0, 2, 3).reshape(4, -1))
+    assert torch.allclose(cov, torch.eye(4), atol=0.05), cov
+
+
+def test_whitening_bias_trains_for_first_epochs_only():
+    model = create_model("fastnet", widths=[8, 8, 8], whiten_bias_epochs=2)
+    model.on_epoch_start(1)
+    assert model.whiten.bias.requires_grad
+    model.on_epoch_start(2)
+    assert not model.whiten.bias.requires_grad
+
+
+def test_bias_lr_scale_keeps_per_step_decay_equal():
+    model = create_model("fastnet", widths=[8, 8, 8])
+    groups = param_groups(model, lr=0.1, weight_decay=0.01, bias_lr_scale=64)
+    opt = build_optimizer(groups, "sgd", 0.1, weight_decay=0.01, nesterov=True)
+    w, b = opt.param_groups
+    assert all(p.ndim >= 2 for p in w["params"]) and all(p.ndim < 2 for p in b["params"])
+    assert b["lr"] == pytest.approx(6.4)
+    assert b["lr"] * b["weight_decay"] == pytest.approx(w["lr"] * w["weight_decay"])
+    # The frozen BN scale is not trained at all.
+    assert not any(p is m.weight for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d) for p in b["params"])
+
+
+def test_lookahead_pulls_weights_back_and_finishes_on_ema():
+    model = torch.nn.Linear(2, 1, bias=False)
+    torch.nn.init.zeros_(model.weight)
+    la = Lookahead(model, total_steps=10, every=1, decay=0.5)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    la.steps = 9
+    la.after_step()  # step 10 of 10: decay 0.5 -> halfway between ema (0) and weights (1)
+    assert torch.allclose(model.weight, torch.full((1, 2), 0.5))
+    with torch.no_grad():
+        model.weight.fill_(3.0)
+    la.finish()
+    assert torch.allclose(model.weight, torch.full((1, 2), 0.5))
+
+
+def test_warmup_then_linear_decay_to_final_factor():
+    f = [lr_factor("linear", s, 100, warmup_steps=20, final_factor=0.07) for s in range(100)]
+    assert f[0] == pytest.approx(0.05) and f[19] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(f[20:], f[21:]))
+    assert lr_factor("linear", 100, 100, warmup_steps=20, final_factor=0.07) == pytest.approx(0.07)
+
+
+def test_translate_tta_views_shift_with_black_fill():
+    x = torch.arange(16.0).view(1, 1, 4, 4) + 1
+    right, left, down, up = _translate_views(x)
+    assert torch.equal(right[0, 0, :, 1:], x[0, 0, :, :3]) and (right[0, 0, :, 0] == 0).all()
+    assert torch.equal(up[0, 0, :3], x[0, 0, 1:]) and (up[0, 0, 3] == 0).all()
+
+
+def test_flip_tta_makes_predictions_mirror_invariant():
+    model = create_model("fastnet", widths=[8, 8, 8]).eval()
+    x = torch.randint(0, 255, (6, 28, 28), dtype=torch.uint8)
+    norm = Normalization()
+    a = predict(model, x, normalizer=norm, tta=["flip"])
+    b = predict(model, x.flip(2), normalizer=norm, tta=["flip"])
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.realdata
+def test_fast_recipe_learns_real_subset(real_dataset, tmp_path):
+    # FastNet pools globally, so it needs real garments (not the positional synthetic set):
+    # 10% of the training set, 3 short epochs of a narrow net, all recipe pieces switched on.
+    cfg = recipe_train_config("fast-60s").replace(epochs=3, batch_size=256, lr=1.5 * 256 / 1024, warmup_epochs=0.7,
+                                                  data_fraction=0.1, model_args={"widths": [16, 32, 64]})
+    m = train_model(cfg, tmp_path / "fast", dataset=real_dataset)
+    assert m["test_accuracy"] > 0.80 and m["tta"] == ["flip", "translate"]
