@@ -298,6 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     dd = dsub.add_parser("download", help="download and verify into the user cache")
     dd.add_argument("--dest", help="folder to download into (default: the user cache)")
     d.set_defaults(func=cmd_data)
+    from .experiments import commands as experiment_commands
+
+    experiment_commands.add_parsers(sub)  # cv, boost, ablate, reproduce, epochs-table (issue 3)
     return p
 
 

@@ -1,0 +1,1 @@
+"""The seed studies' tables as data files, and the runner that prints paper vs ours."""

@@ -1,0 +1,345 @@
+"""Run a seed table and write paper_vs_ours.md / .csv.
+
+A table (experiments/tables/NAME.json) lists rows: the run (kind train, boost, cv), its settings
+as the paper gives them plus our choices for what it leaves unstated (`config`), and the
+paper's numbers. Kind `epochs` tables (study 004) are one long run read every N epochs;
+kind `ablation` tables (study 001) also get the noise-aware delta table.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import platform
+import socket
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..data.sources import Dataset, load_dataset
+from ..errors import ConfigError, FashionbenchError
+from ..train.ablation import delta_rows
+from ..train.config import TrainConfig
+from ..utils import atomic_write_json, atomic_write_text
+from .epochs import VALIDATION_NOTE, test_as_validation
+
+log = logging.getLogger("fashionbench.reproduce")
+
+TABLES_DIR = Path(__file__).parent / "tables"
+
+
+@dataclass
+class Shrink:
+    """Scale a table down for a quick check; the output says so."""
+
+    epochs_scale: float = 1.0
+    data_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.epochs_scale <= 1 or not 0 < self.data_scale <= 1:
+            raise ConfigError("--epochs-scale and --data-scale must be in (0, 1]")
+
+    @property
+    def shrunk(self) -> bool:
+        return self.epochs_scale < 1 or self.data_scale < 1
+
+    def epochs(self, n: int) -> int:
+        return max(1, round(n * self.epochs_scale))
+
+    def describe(self) -> str:
+        if not self.shrunk:
+            return "full table (as the paper describes it)"
+        return (f"SHRUNK for a quick check: epochs x{self.epochs_scale:g}, training data x{self.data_scale:g}; "
+                "these numbers are NOT comparable with the paper's")
+
+
+def list_tables() -> list[dict]:
+    out = []
+    for path in sorted(TABLES_DIR.glob("*.json")):
+        t = json.loads(path.read_text())
+        out.append({"name": t["name"], "study": t["study"], "title": t["title"], "rows": len(t["rows"]),
+                    "kinds": sorted({r.get("kind", t.get("kind", "train")) for r in t["rows"]})})
+    return out
+
+
+def load_table(name: str) -> dict:
+    path = TABLES_DIR / f"{name}.json"
+    if not path.is_file():
+        names = ", ".join(t["name"] for t in list_tables())
+        raise ConfigError(f"unknown table {name!r}; choose one of {names} (`fashionbench reproduce --list`)")
+    return json.loads(path.read_text())
+
+
+def row_config(row: dict, shrink: Shrink, overrides: dict | None = None) -> TrainConfig:
+    cfg = {"model": row["model"], **row.get("config", {}), **(overrides or {})}
+    cfg["epochs"] = shrink.epochs(cfg.get("epochs", TrainConfig.epochs))
+    cfg["data_fraction"] = cfg.get("data_fraction", 1.0) * shrink.data_scale
+    return TrainConfig.from_dict(cfg)
+
+
+def paper_value(paper: dict) -> tuple[float | None, bool]:
+    """(primary paper number, whether it is only approximate)."""
+    if paper.get("test_accuracy") is not None:
+        return paper["test_accuracy"], False
+    if paper.get("test_accuracy_approx") is not None:
+        return paper["test_accuracy_approx"], True
+    return None, False
+
+
+def _imagenet_cached(model: str) -> bool:
+    from torchvision.models import ResNet18_Weights, VGG16_BN_Weights
+
+    w = {"resnet18_tl": ResNet18_Weights.IMAGENET1K_V1, "vgg16_bn_tl": VGG16_BN_Weights.IMAGENET1K_V1}.get(model)
+    return w is not None and (Path(torch.hub.get_dir()) / "checkpoints" / Path(w.url).name).is_file()
+
+
+def _command(name: str, row_id: str | None, seeds: int, shrink: Shrink) -> str:
+    parts = ["fashionbench reproduce", name]
+    if row_id:
+        parts.append(f"--rows {row_id}")
+    if seeds != 1:
+        parts.append(f"--seeds {seeds}")
+    if shrink.epochs_scale < 1:
+        parts.append(f"--epochs-scale {shrink.epochs_scale:g}")
+    if shrink.data_scale < 1:
+        parts.append(f"--data-scale {shrink.data_scale:g}")
+    return " ".join(parts)
+
+
+def _run_one(kind: str, row: dict, cfg: TrainConfig, run_dir: Path, ds: Dataset) -> dict:
+    from ..train.boosting import boost
+    from ..train.crossval import cross_validate
+    from ..train.run import train_model
+
+    if kind == "train":
+        m = train_model(cfg, run_dir, dataset=ds)
+        return {"accuracy": m["test_accuracy"], "seconds": m["train_seconds"], "epochs": m["epochs"]}
+    if kind == "boost":
+        r = boost(cfg, run_dir, dataset=ds)
+        return {"accuracy": r["ensemble_test_accuracy"], "seconds": r["train_seconds"], "epochs": cfg.epochs,
+                "detail": {"nets": [n["test_accuracy"] for n in r["nets"]]}}
+    if kind == "cv":
+        r = cross_validate(cfg, run_dir, row.get("folds", 3), dataset=ds)
+        return {"accuracy": r["test_accuracy"], "seconds": r["train_seconds"], "epochs": cfg.epochs,
+                "detail": {"val_mean": r["val_mean"], "val_std": r["val_std"], "chosen_fold": r["chosen_fold"]}}
+    raise ConfigError(f"table row {row['id']!r} has unknown kind {kind!r}")
+
+
+def _summary(values: list[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def run_table(name: str, out_dir: str | Path, *, seeds: int = 1, shrink: Shrink | None = None,
+              rows: list[str] | None = None, dataset: Dataset | None = None, weights: dict | None = None,
+              overrides: dict | None = None, data_dir: str | None = None) -> dict:
+    """Run a table's rows over `seeds` seeds and write paper_vs_ours.{md,csv,json} into out_dir.
+
+    weights: {model name: local weights file} for rows that need ImageNet weights."""
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {seeds}")
+    shrink = shrink or Shrink()
+    table = load_table(name)
+    out_dir = Path(out_dir)
+    all_ids = [r["id"] for r in table["rows"]]
+    if rows:
+        unknown = [r for r in rows if r not in all_ids]
+        if unknown:
+            raise ConfigError(f"table {name} has no row {', '.join(unknown)}; rows: {', '.join(all_ids)}")
+    ds = dataset or load_dataset("fashion-mnist", data_dir)
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
+    if table.get("kind") == "epochs":
+        results = _run_epochs_table(table, out_dir, seeds, shrink, rows, ds, overrides)
+    else:
+        results = []
+        for row in table["rows"]:
+            if rows and row["id"] not in rows:
+                continue
+            results.append(_run_row(table, row, out_dir, seeds, shrink, ds, weights or {}, overrides))
+    if table.get("kind") == "ablation":
+        cells = {r["id"]: r["ours"] for r in results if r["ours"]}
+        if "baseline" in cells:
+            verdicts = {d["name"]: d for d in delta_rows(cells)}
+            for r in results:
+                d = verdicts.get(r["id"])
+                if d:
+                    r["delta_vs_baseline"], r["noise_threshold"], r["verdict"] = d["delta"], d["threshold"], d["verdict"]
+    report = {"table": name, "study": table["study"], "title": table["title"], "source": table["source"],
+              "notes": table.get("notes"), "seeds": seeds, "shrink": shrink.describe(), "shrunk": shrink.shrunk,
+              "command": _command(name, ",".join(rows) if rows else None, seeds, shrink), "started": started,
+              "machine": f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} threads".strip(),
+              "dataset": ds.name, "rows": results}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out_dir / "paper_vs_ours.json", report)
+    atomic_write_text(out_dir / "paper_vs_ours.md", format_markdown(report))
+    atomic_write_text(out_dir / "paper_vs_ours.csv", format_csv(report))
+    return report
+
+
+def _run_row(table: dict, row: dict, out_dir: Path, seeds: int, shrink: Shrink, ds: Dataset, weights: dict,
+             overrides: dict | None) -> dict:
+    kind = row.get("kind", "train")
+    paper, approx = paper_value(row["paper"])
+    res = {"id": row["id"], "label": row["label"], "kind": kind, "model": row["model"], "paper": paper,
+           "paper_approx": approx, "ours": [], "seconds": [], "epochs": None, "status": "ok", "message": "",
+           "command": _command(table["name"], row["id"], seeds, shrink), "details": []}
+    try:
+        cfg = row_config(row, shrink, overrides)
+        if row.get("needs") == "imagenet" and cfg.pretrained == "imagenet":
+            if row["model"] in weights:
+                cfg = cfg.replace(pretrained=None, weights=weights[row["model"]])
+                res["message"] = f"started from local weights {weights[row['model']]}"
+            elif not _imagenet_cached(row["model"]):
+                old = socket.getdefaulttimeout()
+                socket.setdefaulttimeout(20)
+                try:  # fail fast (and skip the row) when the weights cannot be downloaded
+                    from ..models.registry import create_model
+
+                    create_model(row["model"], pretrained="imagenet", input_size=32)
+                finally:
+                    socket.setdefaulttimeout(old)
+        for i in range(seeds):
+            t0 = time.perf_counter()
+            one = _run_one(kind, row, cfg.replace(seed=cfg.seed + i), out_dir / row["id"] / f"seed{cfg.seed + i}", ds)
+            res["ours"].append(one["accuracy"])
+            res["seconds"].append(one["seconds"])
+            res["epochs"] = one["epochs"]
+            res["details"].append({**one.get("detail", {}), "wall_seconds": round(time.perf_counter() - t0, 2)})
+            log.info("%s/%s seed %d: %.4f (%.1f s)", table["name"], row["id"], cfg.seed + i, one["accuracy"],
+                     one["seconds"])
+    except FashionbenchError as e:
+        res["status"] = "skipped" if row.get("needs") == "imagenet" else "failed"
+        res["message"] = str(e)
+        log.warning("%s/%s %s: %s", table["name"], row["id"], res["status"], e)
+    return res
+
+
+def _run_epochs_table(table: dict, out_dir: Path, seeds: int, shrink: Shrink, rows: list[str] | None,
+                      ds: Dataset, overrides: dict | None) -> list[dict]:
+    from ..data.splits import stratified_subset
+    from ..train.run import train_model
+
+    run = table["run"]
+    cfg = row_config({"model": run["model"], "config": run["config"]}, shrink, overrides).replace(val_fraction=0.0)
+    wanted = [r for r in table["rows"] if not rows or r["id"] in rows]
+    # scaled row epochs; never beyond the (scaled) run length
+    epoch_of = {r["id"]: min(cfg.epochs, max(1, round(r["epoch"] * shrink.epochs_scale))) for r in wanted}
+    cfg = cfg.replace(epochs=max(epoch_of.values()))
+    histories = []
+    for i in range(seeds):
+        c = cfg.replace(seed=cfg.seed + i)
+        run_dir = out_dir / "run" / f"seed{c.seed}"
+        joined, split = test_as_validation(ds, stratified_subset(ds.train_labels, c.data_fraction, c.seed))
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(run_dir / VALIDATION_NOTE, {"validation": "test set"})
+        train_model(c, run_dir, dataset=joined, split=split, overwrite=True)
+        from .epochs import read_history
+
+        histories.append({int(h["epoch"]): h for h in read_history(run_dir)})
+    results = []
+    prev_mean = None
+    for r in wanted:
+        e = epoch_of[r["id"]]
+        test = [h[e]["val_accuracy"] for h in histories if e in h]
+        train = [h[e]["train_accuracy"] for h in histories if e in h]
+        elapsed = [h[e]["elapsed"] for h in histories if e in h]
+        mean = statistics.fmean(test) if test else None
+        results.append({"id": r["id"], "label": f"{r['label']}" + (f" (ran {e})" if e != r["epoch"] else ""),
+                        "kind": "epochs", "model": run["model"], "paper": r["paper"]["test_accuracy"],
+                        "paper_approx": False, "paper_train": r["paper"]["train_accuracy"],
+                        "paper_time": r["paper"]["time_elapsed"], "ours": test, "ours_train": train,
+                        "seconds": elapsed, "epochs": e,
+                        "gain": None if prev_mean is None or mean is None else mean - prev_mean,
+                        "status": "ok" if test else "failed", "message": "" if test else f"no epoch {e} in history",
+                        "command": _command(table["name"], None, seeds, shrink), "details": []})
+        prev_mean = mean
+    return results
+
+
+def _pct(x: float | None, approx: bool = False) -> str:
+    if x is None:
+        return "-"
+    return f"{'~' if approx else ''}{100 * x:.2f}"
+
+
+def _ours_text(r: dict) -> str:
+    mean, std = _summary(r["ours"])
+    if mean is None:
+        return r["status"]
+    text = f"{100 * mean:.2f}"
+    if std is not None:
+        text += f" +- {100 * std:.2f}"
+    return text + f" (n={len(r['ours'])})"
+
+
+def row_cells(r: dict) -> dict:
+    mean, _ = _summary(r["ours"])
+    secs, _ = _summary(r["seconds"])
+    delta = None if mean is None or r["paper"] is None else mean - r["paper"]
+    note = r.get("message", "")
+    if r.get("verdict"):
+        note = (f"vs baseline {100 * r['delta_vs_baseline']:+.2f} ({r['verdict']})" if r.get("delta_vs_baseline")
+                is not None else r["verdict"]) + (f"; {note}" if note else "")
+    if r["kind"] == "epochs":
+        tmean, _ = _summary(r.get("ours_train", []))
+        note = (f"train {_pct(tmean)} (paper {_pct(r['paper_train'])}); paper time {r['paper_time']} (units not stated)"
+                + (f"; gain {100 * r['gain']:+.2f}" if r.get("gain") is not None else ""))
+    return {"row": r["id"], "label": r["label"], "model": r["model"], "kind": r["kind"],
+            "paper": _pct(r["paper"], r.get("paper_approx", False)), "ours": _ours_text(r),
+            "delta_pp": "" if delta is None else f"{100 * delta:+.2f}", "epochs": r["epochs"] or "",
+            "train_s_per_seed": "" if secs is None else f"{secs:.1f}", "status": r["status"], "notes": note,
+            "command": r["command"]}
+
+
+def format_markdown(report: dict) -> str:
+    lines = [f"# {report['table']}: {report['title']} (study {report['study']})", "",
+             f"- source: {report['source']}", f"- {report['shrink']}",
+             f"- seeds: {report['seeds']}; accuracies in %, ours as mean +- std over seeds",
+             f"- command: `{report['command']}`", f"- machine: {report['machine']}; started {report['started']}", ""]
+    if report["shrunk"]:
+        lines += [f"**{report['shrink']}**", ""]
+    lines += ["| row | model | paper | ours | delta (pp) | epochs | train s/seed | status | notes |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for r in report["rows"]:
+        c = row_cells(r)
+        notes = c["notes"].replace("|", "/").replace("\n", " ")
+        lines.append(f"| {c['row']} | {c['model']} | {c['paper']} | {c['ours']} | {c['delta_pp']} | {c['epochs']} | "
+                     f"{c['train_s_per_seed']} | {c['status']} | {notes[:300]} |")
+    if report.get("notes"):
+        lines += ["", f"Notes: {report['notes']}"]
+    return "\n".join(lines) + "\n"
+
+
+def format_csv(report: dict) -> str:
+    buf = io.StringIO()
+    cols = ["table", "row", "label", "model", "kind", "paper", "ours", "delta_pp", "epochs", "train_s_per_seed",
+            "status", "notes", "command", "shrunk"]
+    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+    w.writeheader()
+    for r in report["rows"]:
+        w.writerow({"table": report["table"], "shrunk": report["shrunk"], **row_cells(r)})
+    return buf.getvalue()
+
+
+def format_console(report: dict) -> str:
+    out = [f"{report['table']}: {report['title']}", report["shrink"]]
+    out.append(f"{'row':<22} {'paper':>7} {'ours':>22} {'delta':>7} {'s/seed':>8}  status")
+    for r in report["rows"]:
+        c = row_cells(r)
+        out.append(f"{c['row']:<22} {c['paper']:>7} {c['ours']:>22} {c['delta_pp']:>7} {c['train_s_per_seed']:>8}  "
+                   f"{c['status']}{(' - ' + c['notes'][:110]) if c['notes'] else ''}")
+    return "\n".join(out)
+
+
+def format_list() -> str:
+    lines = [f"{'table':<24} {'study':<6} {'rows':>4}  {'kinds':<14} title"]
+    for t in list_tables():
+        lines.append(f"{t['name']:<24} {t['study']:<6} {t['rows']:>4}  {','.join(t['kinds']):<14} {t['title']}")
+    return "\n".join(lines)
+
