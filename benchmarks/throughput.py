@@ -1,0 +1,107 @@
+"""Training throughput (images/s) of every registered model, fp32 vs bf16, and inference
+throughput of the default recipe's model at batch 1 and batch 1024.
+
+Each measurement runs warm-up steps, then timed steps until `--seconds` pass (at least
+`--min-steps`), and reports the median of per-step rates. fp32 runs NCHW (the PyTorch
+default); bf16 runs autocast + channels_last for conv nets (what fashionbench does).
+
+    python benchmarks/throughput.py --seconds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+from fashionbench.models import create_model, list_models
+from fashionbench.models.registry import count_params, uses_conv
+from fashionbench.train.recipes import recipe_train_config
+from fashionbench.utils import keep_freed_memory
+
+# Transfer-learning models upsample to 224 px inside forward: far heavier per image.
+BATCH = {"vgg16_bn_tl": 8, "resnet18_tl": 16, "resnet50_28px": 64}
+
+
+def rate(step, batch: int, seconds: float, min_steps: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        step()
+    rates, start = [], time.perf_counter()
+    while len(rates) < min_steps or time.perf_counter() - start < seconds:
+        t0 = time.perf_counter()
+        step()
+        rates.append(batch / (time.perf_counter() - t0))
+    return statistics.median(rates)
+
+
+def train_rate(name: str, precision: str, seconds: float, min_steps: int, model_args: dict | None = None) -> float:
+    torch.manual_seed(0)
+    model = create_model(name, **(model_args or {}))
+    batch = BATCH.get(name, 128)
+    x = torch.randn(batch, 1, 28, 28)
+    y = torch.randint(0, 10, (batch,))
+    cl = precision == "bf16" and uses_conv(model)
+    if cl:
+        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3, momentum=0.9)
+    model.train()
+
+    def step():
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            out = model(x)
+        loss = F.cross_entropy(out.float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return rate(step, batch, seconds, min_steps)
+
+
+def infer_rate(name: str, model_args: dict, batch: int, precision: str, seconds: float, min_steps: int) -> float:
+    model = create_model(name, **model_args).eval()
+    x = torch.randn(batch, 1, 28, 28)
+    if precision == "bf16" and uses_conv(model):
+        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+
+    @torch.no_grad()
+    def step():
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            model(x)
+
+    return rate(step, batch, seconds, min_steps)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=3.0, help="timed seconds per measurement")
+    ap.add_argument("--min-steps", type=int, default=3)
+    ap.add_argument("--models", nargs="*", help="default: every registered model")
+    args = ap.parse_args(argv)
+    keep_freed_memory()
+    print(f"machine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+          f"{time.strftime('%Y-%m-%d')}")
+    print(f"command: python benchmarks/throughput.py {' '.join(argv if argv is not None else sys.argv[1:])}\n")
+    print("| model | params | batch | train fp32 img/s | train bf16 img/s | bf16 speed-up |")
+    print("|---|---|---|---|---|---|")
+    for name in args.models or list_models():
+        fp32 = train_rate(name, "fp32", args.seconds, args.min_steps)
+        bf16 = train_rate(name, "bf16", args.seconds, args.min_steps)
+        print(f"| {name} | {count_params(create_model(name)):,} | {BATCH.get(name, 128)} | {fp32:,.0f} | "
+              f"{bf16:,.0f} | {bf16 / fp32:.2f}x |", flush=True)
+    cfg = recipe_train_config("fast-60s")
+    print(f"\ninference, default model ({cfg.model} {cfg.model_args}), one view (no TTA):\n")
+    print("| batch | fp32 img/s | bf16 img/s |")
+    print("|---|---|---|")
+    for batch in (1, 1024):
+        r = [infer_rate(cfg.model, cfg.model_args, batch, p, args.seconds, args.min_steps) for p in ("fp32", "bf16")]
+        print(f"| {batch} | {r[0]:,.0f} | {r[1]:,.0f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
