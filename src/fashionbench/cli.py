@@ -60,6 +60,10 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--label-smoothing", type=float)
     g.add_argument("--schedule", choices=["constant", "step", "cosine", "onecycle", "linear", "plateau"])
     g.add_argument("--warmup-epochs", type=float)
+    g.add_argument("--final-lr-factor", type=float, help="cosine/linear schedules end at lr times this")
+    g.add_argument("--bias-lr-scale", type=float, help="lr multiplier for biases and norm parameters")
+    g.add_argument("--lookahead", action="store_true", default=None, help="lookahead EMA of the weights")
+    g.add_argument("--drop-last", action="store_true", default=None, help="drop the last partial batch")
     g.add_argument("--step-epochs", type=int, help="step schedule: epochs between decays")
     g.add_argument("--gamma", type=float, help="step/plateau schedule: decay factor")
     g = p.add_argument_group("data")
@@ -79,6 +83,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int)
     g.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     g.add_argument("--precision", choices=["auto", "fp32", "bf16"])
+    g.add_argument("--threads", type=int, help="CPU threads for torch (default: one per core)")
     g.add_argument("--config", help="JSON file of config values (flags override it)")
     g.add_argument("--out", help="run folder (default runs/<model>-s<seed>-<time>)")
     g.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last.pt")
@@ -89,7 +94,7 @@ TRAIN_FIELDS = ("model", "recipe", "epochs", "batch_size", "optimizer", "lr", "m
                 "weight_decay", "loss", "label_smoothing", "schedule", "warmup_epochs", "step_epochs", "gamma",
                 "augment", "normalize", "val_fraction", "data_fraction", "early_stopping", "monitor",
                 "restore_best", "tta", "seed", "device", "precision", "dataset", "data_dir", "pretrained", "weights",
-                "freeze")
+                "freeze", "final_lr_factor", "bias_lr_scale", "lookahead", "drop_last", "threads")
 
 
 def config_from_args(args: argparse.Namespace):
@@ -205,7 +210,7 @@ def cmd_recipes(args: argparse.Namespace) -> int:
     from .train.recipes import RECIPES
 
     for name, r in RECIPES.items():
-        print(f"{name:<10} {r['description']}")
+        print(f"{name:<14} {r['description']}")
     return 0
 
 
