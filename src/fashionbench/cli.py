@@ -175,7 +175,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     cl = uses_conv(model)
     if cl:
         model = model.to(memory_format=torch.channels_last)
-    tta = [] if args.tta in (None, "none") else args.tta.split("+")
+    tta = cfg.get("tta", []) if args.tta is None else ([] if args.tta == "none" else args.tta.split("+"))
     logits = predict(model, ds.test_images.to(device), normalizer=Normalization.from_dict(ckpt["normalization"]),
                      batch_size=args.batch_size, precision=precision, channels_last=cl, tta=tta)
     m = classification_metrics(logits, ds.test_labels.numpy(), ckpt["class_names"])
@@ -282,7 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(e)
     e.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     e.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
-    e.add_argument("--tta", default="none", help="none, flip, translate or flip+translate")
+    e.add_argument("--tta", default=None, help="none, flip, translate or flip+translate "
+                   "(default: what the run was trained with)")
     e.add_argument("--batch-size", type=int, default=1000)
     e.add_argument("--json", action="store_true", help="print metrics as JSON")
     e.set_defaults(func=cmd_evaluate)
