@@ -10,6 +10,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import ConfigError, FashionbenchError
+from .evaluate import commands as report_commands
 
 log = logging.getLogger("fashionbench")
 
@@ -307,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .experiments import commands as experiment_commands
 
     experiment_commands.add_parsers(sub)  # cv, boost, ablate, reproduce, epochs-table (issue 3)
+    report_commands.add_parsers(sub)  # report, compare
     return p
 
 

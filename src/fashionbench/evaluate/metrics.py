@@ -22,3 +22,37 @@ def classification_metrics(logits: torch.Tensor | np.ndarray, labels, class_name
         "per_class_accuracy": {name: float(a) for name, a in zip(class_names, per_class)},
         "confusion_matrix": cm.tolist(),
     }
+
+
+def softmax(logits) -> np.ndarray:
+    return torch.softmax(torch.as_tensor(logits).float(), 1).numpy()
+
+
+def detailed_metrics(logits: torch.Tensor | np.ndarray, labels, class_names: list[str], *, seed: int = 0,
+                     top_pairs: int = 10) -> dict:
+    """What classification_metrics lacks: top-2, per-class precision/recall/F1, the row-normalized
+    confusion matrix, most-confused pairs, a bootstrap 95% interval and calibration (ECE)."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    from .interpret import Interpretation
+    from .stats import BOOTSTRAP_RESAMPLES, ECE_BINS, bootstrap_accuracy_ci, calibration
+
+    interp = Interpretation.from_logits(logits, labels, class_names)
+    y, pred = interp.labels, interp.preds
+    k = len(class_names)
+    p, r, f, s = precision_recall_fscore_support(y, pred, labels=list(range(k)), zero_division=0)
+    cal = calibration(interp.probs, y)
+    lo, hi = bootstrap_accuracy_ci(pred == y, seed=seed)
+    return {
+        "top2_accuracy": interp.topk_accuracy(2),
+        "test_accuracy_ci95": [lo, hi],
+        "ci_method": f"percentile bootstrap, {BOOTSTRAP_RESAMPLES} resamples of the test set",
+        "macro_f1": float(f.mean()) if k else float("nan"),
+        "per_class": {name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+                      for i, name in enumerate(class_names)},
+        "confusion_matrix_normalized": np.round(interp.confusion_normalized(), 4).tolist(),
+        "most_confused": interp.most_confused(top_pairs),
+        "ece": cal["ece"],
+        "ece_bins": ECE_BINS,
+        "reliability": cal["bins"],
+    }

@@ -194,6 +194,11 @@ def train_model(cfg: TrainConfig, run_dir: str | Path, *, dataset: Dataset | Non
         "machine": f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} threads".strip(),
     }
     # run outputs (issue 5): reports and extra artifacts hook in here
+    from ..evaluate.report import write_run_outputs
+
+    metrics.update(write_run_outputs(run_dir, model=model, dataset=ds, logits=ev["logits"], normalizer=normalizer,
+                                     precision=precision, channels_last=channels_last, train_idx=split.train_idx,
+                                     metrics=metrics))
     atomic_savez(run_dir / "predictions.npz", logits=ev["logits"].numpy().astype(np.float32),
                  labels=ds.test_labels.numpy().astype(np.int64))
     atomic_write_json(run_dir / "metrics.json", metrics)
