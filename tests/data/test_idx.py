@@ -70,3 +70,13 @@ def test_checksum_mismatch_names_file_and_fix(idx_folder):
     # Right format, wrong content: refused as Fashion-MNIST, with the way out named.
     with pytest.raises(DataError, match=r"train-images-idx3-ubyte.gz: checksum mismatch.*mnist-format"):
         load_dataset("fashion-mnist", idx_folder)
+
+
+def test_atomic_writes_get_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    write_idx(tmp_path / "p.idx", np.zeros(3, np.uint8))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "p.idx").stat().st_mode) == 0o666 & ~umask
