@@ -40,13 +40,19 @@ def train_tiny(run_dir, dataset=None, **kw) -> dict:
 
 
 @pytest.fixture(scope="session")
-def dataset() -> Dataset:
+def eval_dataset() -> Dataset:
     return synthetic_dataset()
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory, dataset):
+def train_tiny_run():
+    """train_tiny(run_dir, dataset, **config) as a fixture (test modules cannot import conftest)."""
+    return train_tiny
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, eval_dataset):
     """One trained run folder (do not modify it; copy it first)."""
     run_dir = tmp_path_factory.mktemp("runs") / "mlp-s0"
-    train_tiny(run_dir, dataset)
+    train_tiny(run_dir, eval_dataset)
     return run_dir

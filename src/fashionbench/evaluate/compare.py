@@ -224,7 +224,8 @@ def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
     def cell(x: str) -> str:
         return str(x).replace("|", "\\|").replace("\n", " ")
 
-    align = ["---" if i == 0 or headers[i] in ("configuration", "model", "run") else "---:" for i in range(len(headers))]
+    numeric = ("params", "epochs", "train time (s)", "test accuracy (%)", "runs", "seed")
+    align = ["---:" if h in numeric else "---" for h in headers]
     lines = ["| " + " | ".join(map(cell, headers)) + " |", "| " + " | ".join(align) + " |"]
     lines += ["| " + " | ".join(map(cell, r)) + " |" for r in rows]
     return "\n".join(lines)

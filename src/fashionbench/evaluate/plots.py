@@ -30,13 +30,14 @@ def _finite(values) -> np.ndarray:
     return np.asarray([np.nan if v is None else v for v in values], dtype=float)
 
 
-def ema(values, alpha: float) -> np.ndarray:
-    out = np.empty(len(values))
-    acc = None
-    for i, v in enumerate(values):
-        acc = v if acc is None else alpha * v + (1 - alpha) * acc
-        out[i] = acc
-    return out
+def smooth(values, window: int) -> np.ndarray:
+    """Centred moving average (shrinking at the ends): no lag, unlike an exponential average."""
+    v = np.asarray(values, float)
+    h = max(0, window // 2)
+    c = np.concatenate([[0.0], np.cumsum(v)])
+    i = np.arange(len(v))
+    lo, hi = np.maximum(0, i - h), np.minimum(len(v), i + h + 1)
+    return (c[hi] - c[lo]) / (hi - lo)
 
 
 def batch_loss(steps, losses) -> bytes:
@@ -44,10 +45,11 @@ def batch_loss(steps, losses) -> bytes:
     steps, losses = np.asarray(steps, float), np.asarray(losses, float)
     fig = Figure(figsize=(7, 3.6))
     ax = fig.add_subplot()
-    ax.scatter(steps, losses, s=4, alpha=0.25, color="#7f7f7f", label="batch loss", linewidths=0)
+    ax.scatter(steps, losses, s=7 if len(losses) < 2000 else 3, alpha=0.45 if len(losses) < 2000 else 0.2,
+               color="#555555", label="batch loss", linewidths=0)
     if len(losses):
-        alpha = min(1.0, 2.0 / (1 + max(10, len(losses) // 50)))
-        ax.plot(steps, ema(losses, alpha), color="#d62728", lw=2, label="smoothed (EMA)")
+        window = max(5, len(losses) // 40)
+        ax.plot(steps, smooth(losses, window), color="#d62728", lw=2, label=f"moving average ({window} batches)")
         hi = np.nanpercentile(losses, 99)
         ax.set_ylim(0, hi * 1.05 if math.isfinite(hi) and hi > 0 else None)
     ax.set_title("Training loss per batch")
@@ -88,7 +90,10 @@ def _epoch_ticks(ep: np.ndarray) -> np.ndarray:
 def learning_rate(steps, lrs, steps_per_epoch: float | None = None) -> bytes:
     fig = Figure(figsize=(7, 3.2))
     ax = fig.add_subplot()
-    ax.plot(np.asarray(steps, float), np.asarray(lrs, float), color="#2ca02c", lw=2)
+    lrs = np.asarray(lrs, float)
+    ax.plot(np.asarray(steps, float), lrs, color="#2ca02c", lw=2)
+    if len(lrs) and np.isfinite(lrs).any() and np.nanmax(lrs) > 0:
+        ax.set_ylim(0, 1.1 * np.nanmax(lrs))
     ax.set_title("Learning rate schedule")
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("learning rate")

@@ -11,6 +11,7 @@ import html
 import json
 import logging
 import math
+import re
 import time
 from pathlib import Path
 
@@ -213,8 +214,8 @@ def rebuild_report(run_dir: str | Path, *, recompute: bool = False, data_dir: st
     if recompute or data.artifacts is None:
         new_artifacts = recompute_artifacts(data, data_dir=data_dir, dataset_name=dataset_name, device=device)
         data.artifacts = new_artifacts
-    data.metrics["report_seconds"] = round(time.perf_counter() - t0, 3)
     html_text, figures = render(data)
+    log.debug("report of %s rebuilt in %.1f s", data.run_dir, time.perf_counter() - t0)
     if new_artifacts is not None:
         atomic_savez(data.run_dir / "artifacts.npz", **new_artifacts)
     return _write(data.run_dir, html_text, figures)
@@ -223,7 +224,7 @@ def rebuild_report(run_dir: str | Path, *, recompute: bool = False, data_dir: st
 # ----------------------------------------------------------------------------- figures and HTML
 
 FIGURES = [  # file stem, section, caption
-    ("batch_loss", "Training", "Training loss per batch: raw points and an exponentially smoothed line."),
+    ("batch_loss", "Training", "Training loss per batch: raw points and a centred moving average."),
     ("epoch_curves", "Training", "Train and validation loss and accuracy per epoch."),
     ("learning_rate", "Training", "Learning rate per optimizer step."),
     ("time_accuracy", "Training", "Accuracy against elapsed training time; points are labelled with their epoch."),
@@ -276,7 +277,7 @@ h1{font-size:1.7em;margin:0 0 4px}h2{margin-top:38px;border-bottom:2px solid #e3
 .card b{display:block;font-size:1.35em}.card span{color:#5b6475;font-size:.85em}
 table{border-collapse:collapse;margin:10px 0 6px;font-size:.92em}
 th,td{border-bottom:1px solid #e3e6ea;padding:5px 10px;text-align:right}
-th{background:#f1f4f8}td:first-child,th:first-child{text-align:left}
+th{background:#f1f4f8}td:first-child,th:first-child,td.t{text-align:left}
 tr:hover td{background:#fafbfc}
 figure{margin:16px 0 26px}figure img{max-width:100%;height:auto;border:1px solid #eceef1}
 figcaption{color:#5b6475;font-size:.9em;margin-top:4px}
@@ -291,9 +292,17 @@ def _e(x) -> str:
     return html.escape(str(x))
 
 
+_NUMERIC = re.compile(r"^[-+<>~]?\s*[\d.,]+(e[-+]?\d+)?\s*(%|s)?(\s*(±|to|/)\s*[\d.,]+\s*(%|s)?)*$|^$|^nan$")
+
+
 def html_table(headers: list[str], rows: list[list], table_id: str) -> str:
+    """A table with an id (the browser test finds it); text cells left-aligned, numbers right."""
+    def td(c) -> str:
+        text = str(c)
+        return f"<td>{_e(text)}</td>" if _NUMERIC.match(text) else f'<td class="t">{_e(text)}</td>'
+
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>" for r in rows)
+    body = "".join("<tr>" + "".join(td(c) for c in r) + "</tr>" for r in rows)
     return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
@@ -390,7 +399,8 @@ def render(data: RunData) -> tuple[str, dict[str, bytes]]:
     parts.append("<h2>Configuration</h2>" + html_table(["option", "value"], cfg_rows, "config"))
     env = [[k, m.get(k)] for k in ("device", "precision", "machine", "torch_version", "fashionbench_version",
                                    "data_source") if m.get(k) is not None]
-    env.append(["report generation", f"{m.get('report_seconds', '?')} s"])
+    if m.get("report_seconds") is not None:
+        env.append(["report generation after training", f"{m['report_seconds']} s (t-SNE {m.get('tsne_seconds', '?')} s)"])
     parts.append("<h2>Environment</h2>" + html_table(["item", "value"], env, "environment"))
     page = (f"<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><meta name=viewport "
             f"content='width=device-width,initial-scale=1'><title>{_e(title)}</title><style>{CSS}</style></head>"
