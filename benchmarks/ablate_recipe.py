@@ -1,0 +1,72 @@
+"""Ablation of the default recipe: take one ingredient away at a time, measure test accuracy
+and time (training + TTA) on this machine, all in one invocation.
+
+    python benchmarks/ablate_recipe.py --recipe fast-60s --seeds 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from fashionbench.data.sources import load_dataset
+from fashionbench.train.recipes import recipe_train_config
+from fashionbench.train.run import train_model
+
+# name -> (what is taken away, config changes)
+VARIANTS = {
+    "recipe": ("nothing (the full recipe)", {}),
+    "no-whitening": ("patch-whitening init of the first layer", {"model_args": {"whiten_init": False}}),
+    "no-lookahead": ("lookahead EMA of the weights", {"lookahead": False}),
+    "no-label-smoothing": ("label smoothing 0.2", {"label_smoothing": 0.0}),
+    "no-bias-lr-scale": ("64x lr on biases", {"bias_lr_scale": 1.0}),
+    "no-translate": ("translate augmentation", {"augment": ["flip"]}),
+    "no-augment": ("all augmentation", {"augment": []}),
+    "tta-flip-only": ("the 1-pixel-shift TTA views", {"tta": ["flip"]}),
+    "no-tta": ("all test-time augmentation", {"tta": []}),
+    "fp32": ("bf16 autocast (fp32 instead)", {"precision": "fp32"}),
+    "cosine": ("linear decay (cosine instead)", {"schedule": "cosine"}),
+}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--recipe", default="fast-60s")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--variants", nargs="*", choices=list(VARIANTS), help="default: all")
+    args = ap.parse_args(argv)
+    ds = load_dataset(allow_download=False)
+    base = recipe_train_config(args.recipe)
+    print(f"machine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+          f"{time.strftime('%Y-%m-%d')}")
+    print(f"command: python benchmarks/ablate_recipe.py {' '.join(argv if argv is not None else sys.argv[1:])}\n")
+    print(f"| variant of {args.recipe} | taken away | test accuracy % | train s | TTA s | total s |")
+    print("|---|---|---|---|---|---|")
+    for name in args.variants or list(VARIANTS):
+        what, changes = VARIANTS[name]
+        changes = dict(changes)
+        if "model_args" in changes:
+            changes["model_args"] = {**base.model_args, **changes["model_args"]}
+        accs, train_s, tta_s = [], [], []
+        for seed in args.seeds:
+            with tempfile.TemporaryDirectory() as tmp:
+                m = train_model(base.replace(seed=seed, device="cpu", **changes), Path(tmp) / "run", dataset=ds)
+            accs.append(100 * m["test_accuracy"])
+            train_s.append(m["train_seconds"])
+            tta_s.append(m["test_seconds"])
+        sd = f" +- {statistics.stdev(accs):.2f}" if len(accs) > 1 else ""
+        print(f"| {name} | {what} | {statistics.mean(accs):.2f}{sd} | {statistics.median(train_s):.1f} | "
+              f"{statistics.median(tta_s):.1f} | {statistics.median(train_s) + statistics.median(tta_s):.1f} |",
+              flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
