@@ -51,7 +51,7 @@ class ConvGroup(nn.Sequential):
 class FastNet(nn.Module):
     def __init__(self, widths=(64, 128, 256), depth: int = 2, whiten_k: int = 2, act: str = "gelu",
                  scale: float = 1 / 9, bn_momentum: float = 0.4, whiten_bias_epochs: int = 3,
-                 num_classes: int = 10, in_channels: int = 1):
+                 whiten_init: bool = True, num_classes: int = 10, in_channels: int = 1):
         super().__init__()
         stem = 2 * in_channels * whiten_k * whiten_k
         self.whiten = nn.Conv2d(in_channels, stem, kernel_size=whiten_k, padding=0, bias=True)
@@ -64,10 +64,13 @@ class FastNet(nn.Module):
         self.head = nn.Linear(cin, num_classes, bias=False)
         self.scale = scale
         self.whiten_bias_epochs = whiten_bias_epochs
+        self.whiten_init = whiten_init
 
     @torch.no_grad()
     def init_from_data(self, x: torch.Tensor, eps: float = 5e-4) -> None:
         """Patch whitening: filters = eigenvectors / sqrt(eigenvalues + eps) of the k x k patch covariance."""
+        if not self.whiten_init:  # ablation: keep PyTorch's random init
+            return
         k = self.whiten.kernel_size[0]
         c = x.shape[1]
         patches = F.unfold(x.float(), k).transpose(1, 2).reshape(-1, c * k * k)
@@ -90,6 +93,7 @@ class FastNet(nn.Module):
 @register_model("fastnet", source="fashionbench")
 def fastnet(num_classes: int = 10, widths: tuple[int, ...] | list[int] = (64, 128, 256), depth: int = 2,
             whiten_k: int = 2, act: str = "gelu", scale: float = 1 / 9, bn_momentum: float = 0.4,
-            whiten_bias_epochs: int = 3) -> nn.Module:
+            whiten_bias_epochs: int = 3, whiten_init: bool = True) -> nn.Module:
     """airbench-style CNN for 28x28: patch-whitening stem, 3 conv groups, frozen-scale BN (default recipes)."""
-    return FastNet(tuple(widths), depth, whiten_k, act, scale, bn_momentum, whiten_bias_epochs, num_classes)
+    return FastNet(tuple(widths), depth, whiten_k, act, scale, bn_momentum, whiten_bias_epochs, whiten_init,
+                   num_classes)
