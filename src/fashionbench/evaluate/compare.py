@@ -200,7 +200,7 @@ def group_table(c: Comparison) -> tuple[list[str], list[list[str]]]:
 
 def run_table(c: Comparison) -> tuple[list[str], list[list[str]]]:
     headers = ["run", "configuration", "seed", "test accuracy (%)", "95% CI (%)", "train time (s)",
-               "only best right / only this right", "McNemar p", "significant (p < 0.05)"]
+               "discordant (best / this)", "McNemar p", "p < 0.05"]
     rows = []
     for g in c.groups:
         for r in g.runs:
@@ -234,7 +234,8 @@ def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
 NOTES = ("Accuracy: one run shows its bootstrap 95% interval in brackets; several runs of the same "
          "configuration (different seeds) show mean ± standard deviation. McNemar's test compares each run's "
          "test predictions with the best run's (exact binomial when fewer than 25 items differ, else chi-square "
-         "with continuity correction); * marks p < 0.05.")
+         "with continuity correction); * marks p < 0.05. Discordant: test items only the best run gets right / "
+         "only this run gets right.")
 
 
 def render_markdown(c: Comparison) -> str:

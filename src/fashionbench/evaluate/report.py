@@ -276,7 +276,8 @@ h1{font-size:1.7em;margin:0 0 4px}h2{margin-top:38px;border-bottom:2px solid #e3
 .card{background:#f1f4f8;border-radius:8px;padding:10px 16px;min-width:140px}
 .card b{display:block;font-size:1.35em}.card span{color:#5b6475;font-size:.85em}
 table{border-collapse:collapse;margin:10px 0 6px;font-size:.92em}
-th,td{border-bottom:1px solid #e3e6ea;padding:5px 10px;text-align:right}
+th,td{border-bottom:1px solid #e3e6ea;padding:5px 10px;text-align:right;white-space:nowrap}
+.scroll{overflow-x:auto}
 th{background:#f1f4f8}td:first-child,th:first-child,td.t{text-align:left}
 tr:hover td{background:#fafbfc}
 figure{margin:16px 0 26px}figure img{max-width:100%;height:auto;border:1px solid #eceef1}
@@ -303,7 +304,7 @@ def html_table(headers: list[str], rows: list[list], table_id: str) -> str:
 
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(td(c) for c in r) + "</tr>" for r in rows)
-    return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return f'<div class="scroll"><table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def img_tag(png: bytes, alt: str) -> str:
