@@ -70,3 +70,13 @@ def test_compare_bad_input(runs, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "predictions.npz" in err and err.count("\n") == 1
     assert not (tmp_path / "compare.html").exists()
+
+
+def test_folder_of_runs_skips_unfinished_runs(runs, tmp_path, caplog):
+    root = tmp_path / "runs"
+    shutil.copytree(runs / "mlp-e2-s0", root / "done")
+    (root / "training").mkdir()
+    (root / "training" / "config.json").write_text((runs / "mlp-e2-s0" / "config.json").read_text())
+    c = compare_runs([root])
+    assert [r.data.name for r in c.runs] == ["done"]
+    assert "unfinished" in caplog.text and "training" in caplog.text

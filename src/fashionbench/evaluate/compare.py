@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from . import plots
 from .report import CSS, html_table, img_tag
 from .rundata import RunData, load_run
 from .stats import bootstrap_accuracy_ci, mcnemar, mean_std
+
+log = logging.getLogger("fashionbench.evaluate")
 
 # Config keys that do not define "the same experiment": runs differing only here are grouped.
 NON_GROUPING = ("seed", "device", "data_dir")
@@ -64,6 +67,11 @@ def expand_runs(paths: list[str | Path]) -> list[Path]:
             out.append(p)
         elif p.is_dir():
             inner = sorted(q for q in p.iterdir() if q.is_dir() and is_run_dir(q))
+            unfinished = [q for q in inner if not (q / "metrics.json").is_file()]
+            if unfinished and len(unfinished) < len(inner):  # still training or crashed: leave them out
+                log.warning("skipping %d unfinished run(s) without metrics.json in %s: %s", len(unfinished), p,
+                            ", ".join(q.name for q in unfinished))
+                inner = [q for q in inner if q not in unfinished]
             if not inner:
                 raise CheckpointError(f"{p} is neither a run folder nor a folder of runs (no config.json or "
                                       "metrics.json in it or its subfolders)")
