@@ -2,8 +2,11 @@
 
 Shape: a k x k patch-whitening stem (filters set from the eigenvectors of the training
 patches' covariance, with their negations), then one ConvGroup per width, each halving the
-resolution (27 -> 13 -> 6 -> 3), then a global max-pool and a bias-free linear head whose
-output is scaled down. BatchNorm uses airbench's settings: fast running statistics, tiny eps
+resolution where `pools` says so, then a global max-pool and a bias-free linear head whose
+output is scaled down. With `whiten_stride=2` the 2x2 stem is a lossless space-to-depth step
+(28 -> 14), so the conv groups run at 14 -> 7 -> 3: measured 2.6x fewer seconds per step than
+the stride-1 stem (27 -> 13 -> 6 -> 3) on a 2-core CPU, where max-pooling large bf16 maps
+dominates the step. BatchNorm uses airbench's settings: fast running statistics, tiny eps
 and a frozen scale (only the bias learns).
 """
 
@@ -40,9 +43,10 @@ def _activation(name: str) -> nn.Module:
 class ConvGroup(nn.Sequential):
     """conv -> max-pool 2 -> BN -> act, then (depth - 1) x (conv -> BN -> act)."""
 
-    def __init__(self, cin: int, cout: int, depth: int = 2, act: str = "gelu", bn_momentum: float = 0.4):
-        layers: list[nn.Module] = [DiracConv(cin, cout), nn.MaxPool2d(2), FrozenScaleBatchNorm(cout, bn_momentum),
-                                   _activation(act)]
+    def __init__(self, cin: int, cout: int, depth: int = 2, act: str = "gelu", bn_momentum: float = 0.4,
+                 pool: bool = True):
+        layers: list[nn.Module] = [DiracConv(cin, cout), *([nn.MaxPool2d(2)] if pool else []),
+                                   FrozenScaleBatchNorm(cout, bn_momentum), _activation(act)]
         for _ in range(depth - 1):
             layers += [DiracConv(cout, cout), FrozenScaleBatchNorm(cout, bn_momentum), _activation(act)]
         super().__init__(*layers)
@@ -51,14 +55,16 @@ class ConvGroup(nn.Sequential):
 class FastNet(nn.Module):
     def __init__(self, widths=(64, 128, 256), depth: int = 2, whiten_k: int = 2, act: str = "gelu",
                  scale: float = 1 / 9, bn_momentum: float = 0.4, whiten_bias_epochs: int = 3,
-                 whiten_init: bool = True, num_classes: int = 10, in_channels: int = 1):
+                 whiten_init: bool = True, whiten_stride: int = 1, pools: tuple[bool, ...] | None = None,
+                 num_classes: int = 10, in_channels: int = 1):
         super().__init__()
         stem = 2 * in_channels * whiten_k * whiten_k
-        self.whiten = nn.Conv2d(in_channels, stem, kernel_size=whiten_k, padding=0, bias=True)
+        self.whiten = nn.Conv2d(in_channels, stem, kernel_size=whiten_k, padding=0, bias=True, stride=whiten_stride)
         self.act = _activation(act)
         groups, cin = [], stem
-        for w in widths:
-            groups.append(ConvGroup(cin, w, depth, act, bn_momentum))
+        pools = tuple(pools) if pools is not None else (True,) * len(widths)
+        for w, pool in zip(widths, pools):
+            groups.append(ConvGroup(cin, w, depth, act, bn_momentum, pool))
             cin = w
         self.groups = nn.Sequential(*groups)
         self.head = nn.Linear(cin, num_classes, bias=False)
@@ -93,7 +99,8 @@ class FastNet(nn.Module):
 @register_model("fastnet", source="fashionbench")
 def fastnet(num_classes: int = 10, widths: tuple[int, ...] | list[int] = (64, 128, 256), depth: int = 2,
             whiten_k: int = 2, act: str = "gelu", scale: float = 1 / 9, bn_momentum: float = 0.4,
-            whiten_bias_epochs: int = 3, whiten_init: bool = True) -> nn.Module:
+            whiten_bias_epochs: int = 3, whiten_init: bool = True, whiten_stride: int = 1,
+            pools: tuple[bool, ...] | list[bool] | None = None) -> nn.Module:
     """airbench-style CNN for 28x28: patch-whitening stem, 3 conv groups, frozen-scale BN (default recipes)."""
     return FastNet(tuple(widths), depth, whiten_k, act, scale, bn_momentum, whiten_bias_epochs, whiten_init,
-                   num_classes)
+                   whiten_stride, pools, num_classes)
