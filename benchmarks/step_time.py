@@ -1,0 +1,99 @@
+"""Seconds per training step of FastNet (batch 1024, forward + backward + SGD) under the
+systems choices of the fast recipes, interleaved in one invocation so they share the noise:
+
+  * bf16 autocast + channels_last vs fp32 NCHW
+  * 2x2 stride-2 whitening stem (28 -> 14) vs stride-1 (28 -> 27)
+  * glibc keeping freed memory (fashionbench.utils.keep_freed_memory) vs the default
+    (that one is process-wide, so it runs in a child process)
+
+    python benchmarks/step_time.py --steps 6
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+from fashionbench.models import create_model
+from fashionbench.utils import keep_freed_memory
+
+NETS = {
+    "stride-2 stem": {"widths": [32, 64, 128], "whiten_stride": 2, "pools": [True, True, False]},
+    "stride-1 stem": {"widths": [32, 64, 128]},
+}
+
+
+def make_step(model_args: dict, precision: str):
+    torch.manual_seed(0)
+    model = create_model("fastnet", **model_args)
+    x = torch.randn(1024, 1, 28, 28)
+    y = torch.randint(0, 10, (1024,))
+    if precision == "bf16":
+        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.85, nesterov=True)
+
+    def step():
+        t0 = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            out = model(x)
+        loss = F.cross_entropy(out.float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return time.perf_counter() - t0
+
+    return step
+
+
+def measure(cases: dict, steps: int) -> dict:
+    fns = {name: make_step(*args) for name, args in cases.items()}
+    for fn in fns.values():
+        fn(), fn()  # warm-up
+    times = {name: [] for name in fns}
+    for _ in range(steps):  # interleaved: every case sees the same background load
+        for name, fn in fns.items():
+            times[name].append(fn())
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--malloc", choices=["default", "keep"], help=argparse.SUPPRESS)  # child mode
+    args = ap.parse_args(argv)
+    if args.malloc:
+        if args.malloc == "keep":
+            keep_freed_memory()
+        print(measure({"x": (NETS["stride-2 stem"], "bf16")}, args.steps)["x"])
+        return 0
+    keep_freed_memory()
+    cases = {f"{net}, {p}": (a, p) for net, a in NETS.items() for p in ("bf16", "fp32")}
+    res = measure(cases, args.steps)
+    print(f"command: python benchmarks/step_time.py {' '.join(argv if argv is not None else sys.argv[1:])}; "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {time.strftime('%Y-%m-%d')}\n")
+    print("| FastNet 32/64/128, batch 1024 | s/step (median) | s/epoch (58 steps) |")
+    print("|---|---|---|")
+    for name, s in res.items():
+        print(f"| {name} | {s:.3f} | {58 * s:.1f} |")
+    child = {m: float(subprocess.run([sys.executable, __file__, "--malloc", m, "--steps", str(args.steps)],
+                                     capture_output=True, text=True, check=True).stdout.strip())
+             for m in ("default", "keep")}
+    print(f"| stride-2 stem, bf16, glibc default malloc (separate process) | {child['default']:.3f} | "
+          f"{58 * child['default']:.1f} |")
+    print(f"| stride-2 stem, bf16, keep_freed_memory (separate process) | {child['keep']:.3f} | "
+          f"{58 * child['keep']:.1f} |")
+    r = res
+    print(f"\nbf16+channels_last speed-up: stride-2 {r['stride-2 stem, fp32'] / r['stride-2 stem, bf16']:.2f}x, "
+          f"stride-1 {r['stride-1 stem, fp32'] / r['stride-1 stem, bf16']:.2f}x; stride-2 stem vs stride-1 (bf16): "
+          f"{r['stride-1 stem, bf16'] / r['stride-2 stem, bf16']:.2f}x; malloc: {child['default'] / child['keep']:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
