@@ -127,9 +127,9 @@ def resolve_precision(name: str, device: torch.device) -> str:
 def keep_freed_memory() -> None:
     """Stop glibc from handing freed memory back to the OS (process-wide, idempotent).
 
-    Otherwise every large activation buffer is a fresh mmap and each training step pays
-    page faults: measured here 1.2 s -> 0.19 s per step for a small CNN at batch 1024.
-    Same effect as MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=<huge>."""
+    Otherwise every large activation buffer can be a fresh mmap and a training step pays page
+    faults: seen once on a loaded machine (1.2 s -> 0.19 s per step); no effect on a quiet one
+    (BENCHMARKS.md). Same as MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=<huge>."""
     import ctypes
     import sys
 

@@ -4,7 +4,7 @@ Shape: a k x k patch-whitening stem (filters set from the eigenvectors of the tr
 patches' covariance, with their negations), then one ConvGroup per width, each halving the
 resolution where `pools` says so, then a global max-pool and a bias-free linear head whose
 output is scaled down. With `whiten_stride=2` the 2x2 stem is a lossless space-to-depth step
-(28 -> 14), so the conv groups run at 14 -> 7 -> 3: measured 2.6x fewer seconds per step than
+(28 -> 14), so the conv groups run at 14 -> 7 -> 3: measured 2.3x fewer seconds per step than
 the stride-1 stem (27 -> 13 -> 6 -> 3) on a 2-core CPU, where max-pooling large bf16 maps
 dominates the step. BatchNorm uses airbench's settings: fast running statistics, tiny eps
 and a frozen scale (only the bias learns).
