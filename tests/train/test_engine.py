@@ -46,7 +46,8 @@ class Interrupt(Exception):
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_resume_equals_uninterrupted(tiny_dataset, tmp_path, monkeypatch, precision):
     c = cfg(model="cnn_002", epochs=3, schedule="cosine", augment=["flip", "translate", "random-erasing"],
-            optimizer="sgd", lr=0.05, nesterov=True, precision=precision)
+            optimizer="sgd", lr=0.05, nesterov=True, precision=precision, lookahead=True, lookahead_every=2,
+            bias_lr_scale=4.0)
     full = train_model(c, tmp_path / "full", dataset=tiny_dataset)
 
     original = callbacks_mod.RunWriter.on_epoch_end
@@ -76,6 +77,8 @@ def test_early_stopping_stops_and_restores_best(tiny_dataset, tmp_path):
     m = train_model(c, tmp_path / "es", dataset=tiny_dataset)
     assert m["epochs"] == 3 and m["stopped_early"] and m["best_epoch"] == 1
     assert m["evaluated_weights"] == "best"
+    # Resuming a run that stopped early does not train on.
+    assert train_model(c, tmp_path / "es", dataset=tiny_dataset, resume=True)["epochs"] == 3
 
 
 def test_data_fraction_and_validation_sizes(tiny_dataset, tmp_path):

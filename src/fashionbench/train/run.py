@@ -133,8 +133,7 @@ def train_model(cfg: TrainConfig, run_dir: str | Path, *, dataset: Dataset | Non
             scheduler.load_state_dict(last["scheduler"])
         if lookahead is not None:
             lookahead.load_state_dict(last["lookahead"])
-        state = TrainState.from_dict(last["train_state"])
-        state.stop = False
+        state = TrainState.from_dict(last["train_state"])  # a run that stopped early stays stopped
         if (run_dir / "best.pt").is_file():
             state.best_state = read_checkpoint(run_dir / "best.pt")["state_dict"]
         log.info("resuming %s after epoch %d of %d", run_dir, state.epoch, cfg.epochs)
