@@ -154,11 +154,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    import torch
 
     from .data.sources import load_dataset
     from .evaluate.metrics import classification_metrics
-    from .models.registry import uses_conv
+    from .models.registry import place_model
     from .train.checkpoint import load_checkpoint
     from .train.engine import predict
     from .data.normalize import Normalization
@@ -172,10 +171,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if ds.num_classes != len(ckpt["class_names"]):
         raise ConfigError(f"the checkpoint has {len(ckpt['class_names'])} classes but the dataset has "
                           f"{ds.num_classes}; evaluate it on the dataset it was trained on")
-    model = model.to(device)
-    cl = uses_conv(model)
-    if cl:
-        model = model.to(memory_format=torch.channels_last)
+    model, cl = place_model(model, device)
     tta = cfg.get("tta", []) if args.tta is None else ([] if args.tta == "none" else args.tta.split("+"))
     logits = predict(model, ds.test_images.to(device), normalizer=Normalization.from_dict(ckpt["normalization"]),
                      batch_size=args.batch_size, precision=precision, channels_last=cl, tta=tta)

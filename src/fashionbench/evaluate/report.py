@@ -148,8 +148,8 @@ def recompute_artifacts(data: RunData, *, data_dir: str | None = None, dataset_n
     """Reload the evaluated checkpoint and the dataset to redo embeddings, t-SNE, top losses, sprite."""
     from ..data.normalize import Normalization
     from ..data.sources import load_dataset
-    from ..models.registry import uses_conv
-    from ..train.checkpoint import build_from_checkpoint, read_checkpoint
+    from ..models.registry import place_model
+    from ..train.checkpoint import build_from_checkpoint
     from ..train.config import TrainConfig
     from ..train.run import split_training_set
     from ..utils import resolve_device, resolve_precision
@@ -163,10 +163,7 @@ def recompute_artifacts(data: RunData, *, data_dir: str | None = None, dataset_n
                               "evaluated on; pass the --data-dir the run was trained with")
     dev = resolve_device(device)
     precision = resolve_precision(data.metrics.get("precision", "auto"), dev)
-    model = model.to(dev)
-    cl = uses_conv(model)
-    if cl:
-        model = model.to(memory_format=torch.channels_last)
+    model, cl = place_model(model, dev)
     split = split_training_set(ds.train_labels, cfg)
     return collect_artifacts(model, ds.test_images.to(dev), data.labels, data.logits,
                              ds.train_images[torch.as_tensor(split.train_idx)],

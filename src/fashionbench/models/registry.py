@@ -7,6 +7,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Callable
 
+import torch
 from torch import nn
 
 from ..errors import ConfigError
@@ -75,3 +76,12 @@ def count_params(model: nn.Module) -> int:
 
 def uses_conv(model: nn.Module) -> bool:
     return any(isinstance(m, nn.Conv2d) for m in model.modules())
+
+
+def place_model(model: nn.Module, device) -> tuple[nn.Module, bool]:
+    """Move to `device`; conv nets go channels_last (faster with bf16 autocast). Returns (model, channels_last)."""
+    model = model.to(device)
+    channels_last = uses_conv(model)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model, channels_last

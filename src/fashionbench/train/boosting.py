@@ -18,7 +18,7 @@ import torch
 from ..data.normalize import Normalization
 from ..data.sources import Dataset, load_dataset
 from ..models.ensemble import combine_outputs
-from ..models.registry import uses_conv
+from ..models.registry import place_model
 from ..utils import atomic_write_json, resolve_device, resolve_precision
 from .checkpoint import load_checkpoint
 from .config import TrainConfig, validate
@@ -62,10 +62,7 @@ def _run_logits(run_dir: Path, cfg: TrainConfig, images: torch.Tensor) -> torch.
     model, ckpt = load_checkpoint(run_dir / ("best.pt" if cfg.restore_best else "last.pt"))
     device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
-    model = model.to(device)
-    cl = uses_conv(model)
-    if cl:
-        model = model.to(memory_format=torch.channels_last)
+    model, cl = place_model(model, device)
     return predict(model, images.to(device), normalizer=Normalization.from_dict(ckpt["normalization"]),
                    batch_size=cfg.eval_batch_size, precision=precision, channels_last=cl)
 

@@ -20,7 +20,7 @@ from ..data.sources import Dataset, load_dataset
 from ..data.splits import stratified_holdout, stratified_subset
 from ..errors import CheckpointError, ConfigError
 from ..evaluate.metrics import classification_metrics
-from ..models.registry import count_params, create_model, uses_conv
+from ..models.registry import count_params, create_model, place_model
 from ..utils import atomic_savez, atomic_write_json, keep_freed_memory, resolve_device, resolve_precision, seed_everything
 from .callbacks import EarlyStopping, RunWriter
 from .checkpoint import make_checkpoint, read_checkpoint
@@ -111,9 +111,7 @@ def train_model(cfg: TrainConfig, run_dir: str | Path, *, dataset: Dataset | Non
     model = build_model(cfg, ds.num_classes).to(device)
     if hasattr(model, "init_from_data") and not resume:  # data-dependent init, e.g. patch whitening
         model.init_from_data(normalizer(to_float(train_x[:5000])))
-    channels_last = uses_conv(model)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model, channels_last = place_model(model, device)
     optimizer = build_optimizer(param_groups(model, cfg.lr, cfg.weight_decay, cfg.bias_lr_scale), cfg.optimizer,
                                 cfg.lr, cfg.momentum, cfg.nesterov, cfg.weight_decay)
     steps = len(train_x) // cfg.batch_size if cfg.drop_last else len(range(0, len(train_x), cfg.batch_size))
