@@ -154,7 +154,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-
     from .data.sources import load_dataset
     from .evaluate.metrics import classification_metrics
     from .models.registry import place_model
