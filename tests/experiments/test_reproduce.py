@@ -148,3 +148,22 @@ def test_cli_cv_boost_ablate(idx_folder, tmp_path, capsys):
     assert "baseline" in capsys.readouterr().out
     assert main(["ablate", *common, "--out", str(tmp_path / "a2")]) == 2
     assert "needs variations" in capsys.readouterr().err
+
+
+def test_cli_reproduce_threads_reach_every_run(tiny_dataset, tmp_path, capsys, monkeypatch):
+    import fashionbench.experiments.runner as runner
+
+    monkeypatch.setattr(runner, "load_dataset", lambda *a, **k: tiny_dataset)  # the tables are Fashion-MNIST's
+    common = ["reproduce", "002-models", "--rows", "mlp_002", "--epochs-scale", "0.07", "--device", "cpu",
+              "--precision", "fp32"]
+    threads = torch.get_num_threads()
+    try:
+        assert main([*common, "--threads", "1", "--out", str(tmp_path / "r")]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert "SHRUNK" in capsys.readouterr().out
+    (config,) = tmp_path.glob("r/**/config.json")
+    assert json.loads(config.read_text())["threads"] == 1
+    assert main([*common, "--threads", "0", "--out", str(tmp_path / "bad")]) == 2
+    assert "--threads must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

@@ -83,6 +83,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         overrides["device"] = args.device
     if args.precision:
         overrides["precision"] = args.precision
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f"--threads must be at least 1, got {args.threads}")
+        overrides["threads"] = args.threads
     out = Path(args.out) if args.out else Path("runs") / "reproduce" / f"{args.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     rows = args.rows.split(",") if args.rows else None
     report = run_table(args.name, out, seeds=args.seeds, shrink=Shrink(args.epochs_scale, args.data_scale),
@@ -139,6 +143,8 @@ def add_parsers(sub) -> None:
     r.add_argument("--data-dir", default=None)
     r.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     r.add_argument("--precision", choices=["auto", "fp32", "bf16"])
+    r.add_argument("--threads", type=int,
+                   help="CPU threads for torch (default one per core; 1 lets two jobs share a 2-core machine)")
     r.add_argument("--out", help="output folder (default runs/reproduce/NAME-<time>)")
     r.set_defaults(func=cmd_reproduce)
 
