@@ -94,3 +94,26 @@ def test_ensemble_combine():
     assert torch.allclose(probs, (a.softmax(1) + b.softmax(1)) / 2)
     ens = SumEnsemble([torch.nn.Identity(), torch.nn.Identity()], "logits")
     assert torch.equal(ens(a), 2 * a)
+
+
+@pytest.mark.parametrize("name", ["mlp_002", "cnn_002"])
+def test_keras_init_is_glorot_uniform_with_zero_biases(name):
+    torch.manual_seed(0)
+    model = create_model(name, init="keras")
+    layers = [m for m in model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+    for m in layers:
+        fan_in = m.weight[0].numel()
+        fan_out = m.weight.shape[0] * m.weight[0, 0].numel()
+        bound = (6 / (fan_in + fan_out)) ** 0.5
+        assert m.weight.abs().max() <= bound and m.weight.abs().max() > 0.9 * bound
+        assert torch.count_nonzero(m.bias) == 0
+    torch.manual_seed(0)
+    default = [m for m in create_model(name).modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+    assert torch.count_nonzero(default[0].bias) > 0  # PyTorch's default init is untouched
+
+
+def test_unknown_init_is_refused():
+    from fashionbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown init 'glorot'.*keras"):
+        create_model("mlp_002", init="glorot")

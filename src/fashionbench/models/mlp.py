@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from .init import apply_init
 from .registry import register_model
 
 
@@ -19,6 +20,6 @@ def mlp(hidden: tuple[int, ...], num_classes: int = 10, dropout: float = 0.0, in
 
 
 @register_model("mlp_002", paper_params=567_434, source="study 002")
-def mlp_002(num_classes: int = 10, dropout: float = 0.0) -> nn.Module:
-    """MLP 784-512-256-128-10 with ReLU (study 002, Keras, Adam 1e-4, batch 256)."""
-    return mlp((512, 256, 128), num_classes, dropout)
+def mlp_002(num_classes: int = 10, dropout: float = 0.0, init: str = "torch") -> nn.Module:
+    """MLP 784-512-256-128-10 with ReLU (study 002, Keras, Adam 1e-4, batch 256); init='keras' as in Keras."""
+    return apply_init(mlp((512, 256, 128), num_classes, dropout), init)
