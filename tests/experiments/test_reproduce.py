@@ -162,6 +162,8 @@ def test_cli_reproduce_threads_reach_every_run(tiny_dataset, tmp_path, capsys, m
     finally:
         torch.set_num_threads(threads)
     assert "SHRUNK" in capsys.readouterr().out
+    # the recorded command reruns the same thing
+    assert "--epochs-scale 0.07 --device cpu --precision fp32 --threads 1`" in (tmp_path / "r" / "paper_vs_ours.md").read_text()
     (config,) = tmp_path.glob("r/**/config.json")
     assert json.loads(config.read_text())["threads"] == 1
     assert main([*common, "--threads", "0", "--out", str(tmp_path / "bad")]) == 2

@@ -98,7 +98,7 @@ def _imagenet_cached(model: str) -> bool:
     return w is not None and (Path(torch.hub.get_dir()) / "checkpoints" / Path(w.url).name).is_file()
 
 
-def _command(name: str, row_id: str | None, seeds: int, shrink: Shrink) -> str:
+def _command(name: str, row_id: str | None, seeds: int, shrink: Shrink, overrides: dict | None = None) -> str:
     parts = ["fashionbench reproduce", name]
     if row_id:
         parts.append(f"--rows {row_id}")
@@ -108,6 +108,9 @@ def _command(name: str, row_id: str | None, seeds: int, shrink: Shrink) -> str:
         parts.append(f"--epochs-scale {shrink.epochs_scale:g}")
     if shrink.data_scale < 1:
         parts.append(f"--data-scale {shrink.data_scale:g}")
+    for key in ("device", "precision", "threads"):  # the command-line overrides, so the line reruns the same thing
+        if (overrides or {}).get(key) is not None:
+            parts.append(f"--{key} {overrides[key]}")
     return " ".join(parts)
 
 
@@ -172,7 +175,7 @@ def run_table(name: str, out_dir: str | Path, *, seeds: int = 1, shrink: Shrink 
                     r["delta_vs_baseline"], r["noise_threshold"], r["verdict"] = d["delta"], d["threshold"], d["verdict"]
     report = {"table": name, "study": table["study"], "title": table["title"], "source": table["source"],
               "notes": table.get("notes"), "seeds": seeds, "shrink": shrink.describe(), "shrunk": shrink.shrunk,
-              "command": _command(name, ",".join(rows) if rows else None, seeds, shrink), "started": started,
+              "command": _command(name, ",".join(rows) if rows else None, seeds, shrink, overrides), "started": started,
               "machine": f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} threads".strip(),
               "dataset": ds.name, "rows": results}
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -188,7 +191,7 @@ def _run_row(table: dict, row: dict, out_dir: Path, seeds: int, shrink: Shrink, 
     paper, approx = paper_value(row["paper"])
     res = {"id": row["id"], "label": row["label"], "kind": kind, "model": row["model"], "paper": paper,
            "paper_approx": approx, "ours": [], "seconds": [], "epochs": None, "status": "ok", "message": "",
-           "command": _command(table["name"], row["id"], seeds, shrink), "details": []}
+           "command": _command(table["name"], row["id"], seeds, shrink, overrides), "details": []}
     try:
         cfg = row_config(row, shrink, overrides)
         if row.get("needs") == "imagenet" and cfg.pretrained == "imagenet":
@@ -257,7 +260,7 @@ def _run_epochs_table(table: dict, out_dir: Path, seeds: int, shrink: Shrink, ro
                         "seconds": elapsed, "epochs": e,
                         "gain": None if prev_mean is None or mean is None else mean - prev_mean,
                         "status": "ok" if test else "failed", "message": "" if test else f"no epoch {e} in history",
-                        "command": _command(table["name"], None, seeds, shrink), "details": []})
+                        "command": _command(table["name"], None, seeds, shrink, overrides), "details": []})
         prev_mean = mean
     return results
 
