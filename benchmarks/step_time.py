@@ -3,8 +3,9 @@ systems choices of the fast recipes, interleaved in one invocation so they share
 
   * bf16 autocast + channels_last vs fp32 NCHW
   * 2x2 stride-2 whitening stem (28 -> 14) vs stride-1 (28 -> 27)
-  * glibc keeping freed memory (fashionbench.utils.keep_freed_memory) vs the default
-    (that one is process-wide, so it runs in a child process)
+  * process-wide settings, each in a child process: glibc keeping freed memory
+    (fashionbench.utils.keep_freed_memory) vs the default, 1 torch thread vs 2, and
+    OpenMP's passive wait policy (threads sleep between parallel regions) vs the default spin
 
     python benchmarks/step_time.py --steps 6
 """
@@ -12,6 +13,8 @@ systems choices of the fast recipes, interleaved in one invocation so they share
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
 import subprocess
 import sys
@@ -21,11 +24,20 @@ import torch
 import torch.nn.functional as F
 
 from fashionbench.models import create_model
+from fashionbench.train.recipes import recipe_config
 from fashionbench.utils import keep_freed_memory
 
+RECIPE = recipe_config("fast-60s")["model_args"]
 NETS = {
-    "stride-2 stem": {"widths": [32, 64, 128], "whiten_stride": 2, "pools": [True, True, False]},
-    "stride-1 stem": {"widths": [32, 64, 128]},
+    "stride-2 stem": RECIPE,
+    "stride-1 stem": {**RECIPE, "whiten_stride": 1, "pools": [True, True, True]},
+}
+# child process settings: (environment, keep_freed_memory, torch threads or None for the default)
+CHILDREN = {
+    "glibc default malloc": ({}, False, None),
+    "keep_freed_memory (the default in fashionbench)": ({}, True, None),
+    "keep_freed_memory, 1 torch thread": ({}, True, 1),
+    "keep_freed_memory, OMP_WAIT_POLICY=PASSIVE": ({"OMP_WAIT_POLICY": "PASSIVE"}, True, None),
 }
 
 
@@ -65,11 +77,14 @@ def measure(cases: dict, steps: int) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=6)
-    ap.add_argument("--malloc", choices=["default", "keep"], help=argparse.SUPPRESS)  # child mode
+    ap.add_argument("--child", help=argparse.SUPPRESS)  # child mode: a CHILDREN name
     args = ap.parse_args(argv)
-    if args.malloc:
-        if args.malloc == "keep":
+    if args.child:
+        _, keep, threads = CHILDREN[args.child]
+        if keep:
             keep_freed_memory()
+        if threads:
+            torch.set_num_threads(threads)
         print(measure({"x": (NETS["stride-2 stem"], "bf16")}, args.steps)["x"])
         return 0
     keep_freed_memory()
@@ -77,21 +92,23 @@ def main(argv=None) -> int:
     res = measure(cases, args.steps)
     print(f"command: python benchmarks/step_time.py {' '.join(argv if argv is not None else sys.argv[1:])}; "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, {time.strftime('%Y-%m-%d')}\n")
-    print("| FastNet 32/64/128, batch 1024 | s/step (median) | s/epoch (58 steps) |")
+    print(f"| FastNet {json.dumps(RECIPE)}, batch 1024 | s/step (median) | s/epoch (58 steps) |")
     print("|---|---|---|")
     for name, s in res.items():
         print(f"| {name} | {s:.3f} | {58 * s:.1f} |")
-    child = {m: float(subprocess.run([sys.executable, __file__, "--malloc", m, "--steps", str(args.steps)],
-                                     capture_output=True, text=True, check=True).stdout.strip())
-             for m in ("default", "keep")}
-    print(f"| stride-2 stem, bf16, glibc default malloc (separate process) | {child['default']:.3f} | "
-          f"{58 * child['default']:.1f} |")
-    print(f"| stride-2 stem, bf16, keep_freed_memory (separate process) | {child['keep']:.3f} | "
-          f"{58 * child['keep']:.1f} |")
-    r = res
+    child = {}
+    for name, (env, _, _) in CHILDREN.items():
+        out = subprocess.run([sys.executable, __file__, "--child", name, "--steps", str(args.steps)],
+                             capture_output=True, text=True, check=True, env={**os.environ, **env})
+        child[name] = float(out.stdout.strip())
+        print(f"| stride-2 stem, bf16, {name} (separate process) | {child[name]:.3f} | {58 * child[name]:.1f} |")
+    r, keep = res, child["keep_freed_memory (the default in fashionbench)"]
     print(f"\nbf16+channels_last speed-up: stride-2 {r['stride-2 stem, fp32'] / r['stride-2 stem, bf16']:.2f}x, "
           f"stride-1 {r['stride-1 stem, fp32'] / r['stride-1 stem, bf16']:.2f}x; stride-2 stem vs stride-1 (bf16): "
-          f"{r['stride-1 stem, bf16'] / r['stride-2 stem, bf16']:.2f}x; malloc: {child['default'] / child['keep']:.2f}x")
+          f"{r['stride-1 stem, bf16'] / r['stride-2 stem, bf16']:.2f}x; keep_freed_memory vs default malloc: "
+          f"{child['glibc default malloc'] / keep:.2f}x; 2 threads vs 1: "
+          f"{child['keep_freed_memory, 1 torch thread'] / keep:.2f}x; spin vs passive wait: "
+          f"{child['keep_freed_memory, OMP_WAIT_POLICY=PASSIVE'] / keep:.2f}x")
     return 0
 
 
