@@ -8,6 +8,11 @@ recipe's prediction). Both run in the same invocation, one after the other, so t
 compares like with like on a shared, noisy machine.
 
     python benchmarks/time_to_accuracy.py --recipe fast-60s --seeds 0 1 2 --peer-epochs 10
+    python benchmarks/time_to_accuracy.py --recipe fast-60s fast-3m --final-only --peer-seeds
+
+Several recipes share one table; `--final-only` tests our recipes only after their last
+epoch (saves the per-epoch TTA passes; the one-cycle schedule crosses its marks at the end
+anyway); `--peer-seeds` with no value leaves the peer out.
 """
 
 from __future__ import annotations
@@ -41,11 +46,14 @@ THRESHOLDS = (0.90, 0.92, 0.93, 0.94, 0.95)
 class TestEveryEpoch(Callback):
     """Test accuracy (with the recipe's TTA) after each epoch, timed apart from training."""
 
-    def __init__(self, ds, normalizer: Normalization, precision: str, tta: list[str]) -> None:
+    def __init__(self, ds, normalizer: Normalization, precision: str, tta: list[str], only_epoch: int | None = None):
         self.ds, self.normalizer, self.precision, self.tta = ds, normalizer, precision, tta
+        self.only_epoch = only_epoch
         self.points: list[dict] = []
 
     def on_epoch_end(self, state, row) -> None:
+        if self.only_epoch is not None and state.epoch != self.only_epoch:
+            return
         t0 = time.perf_counter()
         logits = predict(self.model, self.ds.test_images, normalizer=self.normalizer, precision=self.precision,
                          channels_last=uses_conv(self.model), tta=self.tta)
@@ -55,10 +63,11 @@ class TestEveryEpoch(Callback):
         self.model.train()
 
 
-def run_recipe(recipe: str, seed: int, ds) -> list[dict]:
+def run_recipe(recipe: str, seed: int, ds, final_only: bool = False) -> list[dict]:
     cfg = recipe_train_config(recipe).replace(seed=seed, device="cpu")
     normalizer = Normalization.fit(cfg.normalize, ds.train_images)  # val_fraction 0: the whole training set
-    cb = TestEveryEpoch(ds, normalizer, resolve_precision(cfg.precision, torch.device("cpu")), cfg.tta)
+    cb = TestEveryEpoch(ds, normalizer, resolve_precision(cfg.precision, torch.device("cpu")), cfg.tta,
+                        only_epoch=cfg.epochs if final_only else None)
     with tempfile.TemporaryDirectory() as tmp:
         train_model(cfg, Path(tmp) / "run", dataset=ds, callbacks=[cb])
     return [{**p, "seconds": p["train_seconds"] + p["tta_seconds"]} for p in cb.points]
@@ -104,39 +113,53 @@ def median_or_none(values: list[float | None]) -> float | None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--recipe", default="fast-60s")
+    ap.add_argument("--recipe", nargs="+", default=["fast-60s"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--final-only", action="store_true", help="test our recipes after their last epoch only")
     ap.add_argument("--peer-epochs", type=int, default=10)
-    ap.add_argument("--peer-seeds", type=int, nargs="*", help="default: the same seeds")
+    ap.add_argument("--peer-seeds", type=int, nargs="*", help="default: the same seeds; none: no peer")
     ap.add_argument("--json", help="write all points here")
     args = ap.parse_args(argv)
     ds = load_dataset(allow_download=False)
-    ours = {}
-    for seed in args.seeds:
-        ours[seed] = run_recipe(args.recipe, seed, ds)
-        last = ours[seed][-1]
-        print(f"  {args.recipe} seed {seed}: {100 * last['accuracy']:.2f}% after {last['seconds']:.1f} s "
-              f"(train {last['train_seconds']:.1f} s + TTA {last['tta_seconds']:.1f} s)", flush=True)
-    peer = {s: run_peer(s, ds, args.peer_epochs) for s in (args.peer_seeds if args.peer_seeds is not None else args.seeds)}
+    ours: dict[str, dict[int, list[dict]]] = {}
+    for recipe in args.recipe:
+        ours[recipe] = {}
+        for seed in args.seeds:
+            ours[recipe][seed] = pts = run_recipe(recipe, seed, ds, args.final_only)
+            last = pts[-1]
+            print(f"  {recipe} seed {seed}: {100 * last['accuracy']:.2f}% after {last['seconds']:.1f} s "
+                  f"(train {last['train_seconds']:.1f} s + TTA {last['tta_seconds']:.1f} s)", flush=True)
+    peer_seeds = args.peer_seeds if args.peer_seeds is not None else args.seeds
+    peer = {s: run_peer(s, ds, args.peer_epochs) for s in peer_seeds}
 
-    final = [pts[-1]["accuracy"] for pts in ours.values()]
-    peer_final = [pts[-1]["accuracy"] for pts in peer.values()]
     sd = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0
     print(f"\nmachine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
           f"date {time.strftime('%Y-%m-%d')}")
     print(f"command: python benchmarks/time_to_accuracy.py {' '.join(argv if argv is not None else sys.argv[1:])}")
-    print(f"{args.recipe}: final test accuracy {100 * statistics.mean(final):.2f} +- {100 * sd(final):.2f}% "
-          f"(seeds {args.seeds}), {statistics.median(p[-1]['seconds'] for p in ours.values()):.1f} s median")
-    print(f"peer ({args.peer_epochs} epochs): final {100 * statistics.mean(peer_final):.2f} +- "
-          f"{100 * sd(peer_final):.2f}%\n")
-    print(f"| test accuracy | {args.recipe} (median s) | tutorial peer (median s) | speed-up |")
-    print("|---|---|---|---|")
+    for recipe, runs in ours.items():
+        final = [pts[-1]["accuracy"] for pts in runs.values()]
+        print(f"{recipe}: final test accuracy {100 * statistics.mean(final):.2f} +- {100 * sd(final):.2f}% "
+              f"(seeds {args.seeds}: {', '.join(f'{100 * a:.2f}' for a in final)}), "
+              f"{statistics.median(p[-1]['seconds'] for p in runs.values()):.1f} s median train + TTA")
+    if peer:
+        peer_final = [pts[-1]["accuracy"] for pts in peer.values()]
+        print(f"peer ({args.peer_epochs} epochs, seeds {peer_seeds}): final {100 * statistics.mean(peer_final):.2f} "
+              f"+- {100 * sd(peer_final):.2f}%, {statistics.median(p[-1]['seconds'] for p in peer.values()):.1f} s")
+    fmt = lambda v: "not reached" if v is None else f"{v:.1f}"
+    head = [f"{r} (median s)" for r in ours] + (["tutorial peer (median s)"] + [f"{r} speed-up" for r in ours]
+                                                 if peer else [])
+    print("\n| test accuracy | " + " | ".join(head) + " |")
+    print("|---" * (len(head) + 1) + "|")
     for th in THRESHOLDS:
-        a = median_or_none([time_to(p, th) for p in ours.values()])
-        b = median_or_none([time_to(p, th) for p in peer.values()])
-        fmt = lambda v: "not reached" if v is None else f"{v:.1f}"
-        ratio = f"{b / a:.1f}x" if a and b else ("-" if a is None else f">{peer[next(iter(peer))][-1]['seconds'] / a:.1f}x")
-        print(f"| {100 * th:.0f}% | {fmt(a)} | {fmt(b)} | {ratio} |")
+        ts = {r: median_or_none([time_to(p, th) for p in runs.values()]) for r, runs in ours.items()}
+        cells = [fmt(t) for t in ts.values()]
+        if peer:
+            b = median_or_none([time_to(p, th) for p in peer.values()])
+            peer_end = statistics.median(p[-1]["seconds"] for p in peer.values())
+            cells.append(fmt(b))
+            for a in ts.values():
+                cells.append("-" if a is None else f"{b / a:.1f}x" if b is not None else f"> {peer_end / a:.1f}x")
+        print(f"| {100 * th:.0f}% | " + " | ".join(cells) + " |")
     if args.json:
         Path(args.json).write_text(json.dumps({"ours": ours, "peer": peer}, indent=2))
     return 0
