@@ -8,7 +8,7 @@ from fashionbench.models import create_model
 from fashionbench.train.config import validate
 from fashionbench.train.engine import Lookahead, _translate_views, predict
 from fashionbench.train.optim import build_optimizer, lr_factor, param_groups
-from fashionbench.train.recipes import RECIPES, recipe_train_config
+from fashionbench.train.recipes import RECIPES, STRIDE_1, STRIDE_2, recipe_train_config
 from fashionbench.train.run import train_model
 from fashionbench.data.normalize import Normalization
 
@@ -19,6 +19,18 @@ def test_every_recipe_is_a_valid_config(name):
     validate(cfg)
     assert cfg.recipe == name
     create_model(cfg.model, **cfg.model_args)
+
+
+@pytest.mark.parametrize("stem, sizes", [(STRIDE_2, [14, 7, 3, 3]), (STRIDE_1, [27, 13, 6, 3])])
+def test_stem_sets_each_groups_resolution(stem, sizes):
+    # the speed/accuracy trade of the recipes: stride-2 halves the maps before the first group
+    model = create_model("fastnet", widths=[8, 8, 8], **stem)
+    seen = []
+    for g in model.groups:
+        g.register_forward_pre_hook(lambda m, inp: seen.append(inp[0].shape[-1]))
+    model.groups[-1].register_forward_hook(lambda m, inp, out: seen.append(out.shape[-1]))
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    assert seen == sizes
 
 
 def test_whitening_init_decorrelates_patches(tiny_dataset):
