@@ -52,9 +52,9 @@ RECIPES: dict[str, dict] = {
         "config": _fast(100, [128, 256, 512], STRIDE_1, augment=("flip", "random-erasing"), model_args={"depth": 3}),
     },
     "paper-002-cnn": {
-        "description": "study 002's CNN as published: Adam 1e-3, batch 64, 10 epochs, min-max scaling",
-        "config": {"model": "cnn_002", "optimizer": "adam", "lr": 1e-3, "batch_size": 64, "epochs": 10,
-                   "normalize": "minmax"},
+        "description": "study 002's CNN as published: Keras init, Adam 1e-3, batch 64, 10 epochs, min-max scaling",
+        "config": {"model": "cnn_002", "model_args": {"init": "keras"}, "optimizer": "adam", "lr": 1e-3,
+                   "batch_size": 64, "epochs": 10, "normalize": "minmax"},
     },
 }
 
