@@ -21,8 +21,8 @@ import sys
 import time
 
 import torch
-import torch.nn.functional as F
 
+from _synthetic import placed, train_step
 from fashionbench.models import create_model
 from fashionbench.train.recipes import recipe_config
 from fashionbench.utils import keep_freed_memory
@@ -43,24 +43,17 @@ CHILDREN = {
 
 def make_step(model_args: dict, precision: str):
     torch.manual_seed(0)
-    model = create_model("fastnet", **model_args)
-    x = torch.randn(1024, 1, 28, 28)
+    model, x = placed(create_model("fastnet", **model_args), 1024, precision)
     y = torch.randint(0, 10, (1024,))
-    if precision == "bf16":
-        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.85, nesterov=True)
+    step = train_step(model, x, y, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.85, nesterov=True),
+                      precision)
 
-    def step():
+    def timed() -> float:
         t0 = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            out = model(x)
-        loss = F.cross_entropy(out.float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        step()
         return time.perf_counter() - t0
 
-    return step
+    return timed
 
 
 def measure(cases: dict, steps: int) -> dict:

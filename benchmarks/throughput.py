@@ -17,10 +17,10 @@ import sys
 import time
 
 import torch
-import torch.nn.functional as F
 
+from _synthetic import placed, train_step
 from fashionbench.models import create_model, list_models
-from fashionbench.models.registry import count_params, uses_conv
+from fashionbench.models.registry import count_params
 from fashionbench.train.recipes import recipe_train_config
 from fashionbench.utils import keep_freed_memory
 
@@ -41,32 +41,16 @@ def rate(step, batch: int, seconds: float, min_steps: int, warmup: int = 2) -> f
 
 def train_rate(name: str, precision: str, seconds: float, min_steps: int, model_args: dict | None = None) -> float:
     torch.manual_seed(0)
-    model = create_model(name, **(model_args or {}))
     batch = BATCH.get(name, 128)
-    x = torch.randn(batch, 1, 28, 28)
+    model, x = placed(create_model(name, **(model_args or {})), batch, precision)
     y = torch.randint(0, 10, (batch,))
-    cl = precision == "bf16" and uses_conv(model)
-    if cl:
-        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3, momentum=0.9)
     model.train()
-
-    def step():
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            out = model(x)
-        loss = F.cross_entropy(out.float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    return rate(step, batch, seconds, min_steps)
+    return rate(train_step(model, x, y, opt, precision), batch, seconds, min_steps)
 
 
 def infer_rate(name: str, model_args: dict, batch: int, precision: str, seconds: float, min_steps: int) -> float:
-    model = create_model(name, **model_args).eval()
-    x = torch.randn(batch, 1, 28, 28)
-    if precision == "bf16" and uses_conv(model):
-        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    model, x = placed(create_model(name, **model_args).eval(), batch, precision)
 
     @torch.no_grad()
     def step():
