@@ -4,7 +4,7 @@ systems choices of the fast recipes, interleaved in one invocation so they share
   * bf16 autocast + channels_last vs fp32 NCHW
   * 2x2 stride-2 whitening stem (28 -> 14) vs stride-1 (28 -> 27)
   * process-wide settings, each in a child process: glibc keeping freed memory
-    (fashionbench.utils.keep_freed_memory) vs the default, 1 torch thread vs 2, and
+    (MALLOC_MMAP_MAX_=0, MALLOC_TRIM_THRESHOLD_ huge) vs its default, 1 torch thread vs 2, and
     OpenMP's passive wait policy (threads sleep between parallel regions) vs the default spin
 
     python benchmarks/step_time.py --steps 6
@@ -25,19 +25,19 @@ import torch
 from _synthetic import placed, train_step
 from fashionbench.models import create_model
 from fashionbench.train.recipes import recipe_config
-from fashionbench.utils import keep_freed_memory
 
 RECIPE = recipe_config("fast-60s")["model_args"]
 NETS = {
     "stride-2 stem": RECIPE,
     "stride-1 stem": {**RECIPE, "whiten_stride": 1, "pools": [True, True, True]},
 }
-# child process settings: (environment, keep_freed_memory, torch threads or None for the default)
+KEEP_FREED = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(1 << 34)}
+# child process settings: (environment, torch threads or None for the default)
 CHILDREN = {
-    "glibc default malloc": ({}, False, None),
-    "keep_freed_memory (the default in fashionbench)": ({}, True, None),
-    "keep_freed_memory, 1 torch thread": ({}, True, 1),
-    "keep_freed_memory, OMP_WAIT_POLICY=PASSIVE": ({"OMP_WAIT_POLICY": "PASSIVE"}, True, None),
+    "glibc default malloc (what train does)": ({}, None),
+    "glibc keeps freed memory": (KEEP_FREED, None),
+    "1 torch thread": ({}, 1),
+    "OMP_WAIT_POLICY=PASSIVE": ({"OMP_WAIT_POLICY": "PASSIVE"}, None),
 }
 
 
@@ -73,14 +73,11 @@ def main(argv=None) -> int:
     ap.add_argument("--child", help=argparse.SUPPRESS)  # child mode: a CHILDREN name
     args = ap.parse_args(argv)
     if args.child:
-        _, keep, threads = CHILDREN[args.child]
-        if keep:
-            keep_freed_memory()
+        _, threads = CHILDREN[args.child]
         if threads:
             torch.set_num_threads(threads)
         print(measure({"x": (NETS["stride-2 stem"], "bf16")}, args.steps)["x"])
         return 0
-    keep_freed_memory()
     cases = {f"{net}, {p}": (a, p) for net, a in NETS.items() for p in ("bf16", "fp32")}
     res = measure(cases, args.steps)
     print(f"command: python benchmarks/step_time.py {' '.join(argv if argv is not None else sys.argv[1:])}; "
@@ -90,18 +87,18 @@ def main(argv=None) -> int:
     for name, s in res.items():
         print(f"| {name} | {s:.3f} | {58 * s:.1f} |")
     child = {}
-    for name, (env, _, _) in CHILDREN.items():
+    for name, (env, _) in CHILDREN.items():
         out = subprocess.run([sys.executable, __file__, "--child", name, "--steps", str(args.steps)],
                              capture_output=True, text=True, check=True, env={**os.environ, **env})
         child[name] = float(out.stdout.strip())
         print(f"| stride-2 stem, bf16, {name} (separate process) | {child[name]:.3f} | {58 * child[name]:.1f} |")
-    r, keep = res, child["keep_freed_memory (the default in fashionbench)"]
+    r, base = res, child["glibc default malloc (what train does)"]
     print(f"\nbf16+channels_last speed-up: stride-2 {r['stride-2 stem, fp32'] / r['stride-2 stem, bf16']:.2f}x, "
           f"stride-1 {r['stride-1 stem, fp32'] / r['stride-1 stem, bf16']:.2f}x; stride-2 stem vs stride-1 (bf16): "
-          f"{r['stride-1 stem, bf16'] / r['stride-2 stem, bf16']:.2f}x; keep_freed_memory vs default malloc: "
-          f"{child['glibc default malloc'] / keep:.2f}x; 2 threads vs 1: "
-          f"{child['keep_freed_memory, 1 torch thread'] / keep:.2f}x; spin vs passive wait: "
-          f"{child['keep_freed_memory, OMP_WAIT_POLICY=PASSIVE'] / keep:.2f}x")
+          f"{r['stride-1 stem, bf16'] / r['stride-2 stem, bf16']:.2f}x; keeping freed memory vs default malloc: "
+          f"{base / child['glibc keeps freed memory']:.2f}x; 2 threads vs 1: "
+          f"{child['1 torch thread'] / base:.2f}x; spin vs passive wait: "
+          f"{child['OMP_WAIT_POLICY=PASSIVE'] / base:.2f}x")
     return 0
 
 

@@ -124,26 +124,6 @@ def resolve_precision(name: str, device: torch.device) -> str:
     return "fp32"
 
 
-def keep_freed_memory() -> None:
-    """Stop glibc from handing freed memory back to the OS (process-wide, idempotent).
-
-    Otherwise every large activation buffer can be a fresh mmap and a training step pays page
-    faults: seen once on a loaded machine (1.2 s -> 0.19 s per step); no effect on a quiet one
-    (BENCHMARKS.md). Same as MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=<huge>."""
-    import ctypes
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    m_trim_threshold, m_mmap_max = -1, -4
-    libc.mallopt(m_mmap_max, 0)
-    libc.mallopt(m_trim_threshold, 1 << 34)
-
-
 def autocast(device: torch.device, precision: str):
     if precision == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)

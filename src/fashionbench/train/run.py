@@ -21,7 +21,7 @@ from ..data.splits import stratified_holdout, stratified_subset
 from ..errors import CheckpointError, ConfigError
 from ..evaluate.metrics import classification_metrics
 from ..models.registry import count_params, create_model, place_model
-from ..utils import atomic_savez, atomic_write_json, keep_freed_memory, resolve_device, resolve_precision, seed_everything
+from ..utils import atomic_savez, atomic_write_json, resolve_device, resolve_precision, seed_everything
 from .callbacks import EarlyStopping, RunWriter
 from .checkpoint import make_checkpoint, read_checkpoint
 from .config import TrainConfig, validate
@@ -98,7 +98,6 @@ def train_model(cfg: TrainConfig, run_dir: str | Path, *, dataset: Dataset | Non
     precision = resolve_precision(cfg.precision, device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    keep_freed_memory()
     seed_everything(cfg.seed)
     ds = dataset or load_dataset(cfg.dataset, cfg.data_dir)
     split = split or split_training_set(ds.train_labels, cfg)
