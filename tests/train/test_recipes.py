@@ -52,6 +52,22 @@ def test_whitening_bias_trains_for_first_epochs_only():
     assert not model.whiten.bias.requires_grad
 
 
+def test_whitening_filters_stay_fixed_and_stem_gets_no_gradient_once_bias_freezes():
+    torch.manual_seed(0)
+    model = create_model("fastnet", widths=[8, 8, 8], whiten_bias_epochs=1)
+    opt = torch.optim.SGD(param_groups(model, 0.1, 0.0, 1.0), lr=0.1)
+    filters = model.whiten.weight.detach().clone()
+    x, y = torch.randn(4, 1, 28, 28), torch.tensor([0, 1, 2, 3])
+    for epoch in (0, 1):
+        model.on_epoch_start(epoch)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    assert model.whiten.weight.grad is None and torch.equal(model.whiten.weight, filters)
+    assert not model.whiten(x).requires_grad  # epoch 1: nothing in the stem learns, so no backward through it
+    assert create_model("fastnet", train_whiten_weight=True).whiten.weight.requires_grad
+
+
 def test_bias_lr_scale_keeps_per_step_decay_equal():
     model = create_model("fastnet", widths=[8, 8, 8])
     groups = param_groups(model, lr=0.1, weight_decay=0.01, bias_lr_scale=64)

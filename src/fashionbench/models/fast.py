@@ -7,7 +7,9 @@ output is scaled down. With `whiten_stride=2` the 2x2 stem is a lossless space-t
 (28 -> 14), so the conv groups run at 14 -> 7 -> 3: measured 2.3x fewer seconds per step than
 the stride-1 stem (27 -> 13 -> 6 -> 3) on a 2-core CPU, where max-pooling large bf16 maps
 dominates the step. BatchNorm uses airbench's settings: fast running statistics, tiny eps
-and a frozen scale (only the bias learns).
+and a frozen scale (only the bias learns). As in airbench the whitening filters stay fixed and
+only their bias learns, for the first `whiten_bias_epochs` epochs; after that no gradient flows
+into the stem at all, which saves its backward pass.
 """
 
 from __future__ import annotations
@@ -56,10 +58,11 @@ class FastNet(nn.Module):
     def __init__(self, widths=(64, 128, 256), depth: int = 2, whiten_k: int = 2, act: str = "gelu",
                  scale: float = 1 / 9, bn_momentum: float = 0.4, whiten_bias_epochs: int = 3,
                  whiten_init: bool = True, whiten_stride: int = 1, pools: tuple[bool, ...] | None = None,
-                 num_classes: int = 10, in_channels: int = 1):
+                 num_classes: int = 10, in_channels: int = 1, train_whiten_weight: bool = False):
         super().__init__()
         stem = 2 * in_channels * whiten_k * whiten_k
         self.whiten = nn.Conv2d(in_channels, stem, kernel_size=whiten_k, padding=0, bias=True, stride=whiten_stride)
+        self.whiten.weight.requires_grad = train_whiten_weight
         self.act = _activation(act)
         groups, cin = [], stem
         pools = tuple(pools) if pools is not None else (True,) * len(widths)
@@ -100,7 +103,7 @@ class FastNet(nn.Module):
 def fastnet(num_classes: int = 10, widths: tuple[int, ...] | list[int] = (64, 128, 256), depth: int = 2,
             whiten_k: int = 2, act: str = "gelu", scale: float = 1 / 9, bn_momentum: float = 0.4,
             whiten_bias_epochs: int = 3, whiten_init: bool = True, whiten_stride: int = 1,
-            pools: tuple[bool, ...] | list[bool] | None = None) -> nn.Module:
+            pools: tuple[bool, ...] | list[bool] | None = None, train_whiten_weight: bool = False) -> nn.Module:
     """airbench-style CNN for 28x28: patch-whitening stem, 3 conv groups, frozen-scale BN (default recipes)."""
     return FastNet(tuple(widths), depth, whiten_k, act, scale, bn_momentum, whiten_bias_epochs, whiten_init,
-                   whiten_stride, pools, num_classes)
+                   whiten_stride, pools, num_classes, train_whiten_weight=train_whiten_weight)
