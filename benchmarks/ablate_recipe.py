@@ -23,7 +23,10 @@ from fashionbench.train.run import train_model
 # name -> (what is taken away, config changes)
 VARIANTS = {
     "recipe": ("nothing (the full recipe)", {}),
-    "no-whitening": ("patch-whitening init of the first layer", {"model_args": {"whiten_init": False}}),
+    "no-whitening": ("patch whitening (first layer starts random and trains)",
+                     {"model_args": {"whiten_init": False}}),
+    "trained-whitening": ("fixed whitening filters (they train from the whitening init)",
+                          {"model_args": {"train_whiten_weight": True}}),
     "no-lookahead": ("lookahead EMA of the weights", {"lookahead": False}),
     "no-label-smoothing": ("label smoothing 0.2", {"label_smoothing": 0.0}),
     "no-bias-lr-scale": ("64x lr on biases", {"bias_lr_scale": 1.0}),

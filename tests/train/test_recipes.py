@@ -66,6 +66,7 @@ def test_whitening_filters_stay_fixed_and_stem_gets_no_gradient_once_bias_freeze
     assert model.whiten.weight.grad is None and torch.equal(model.whiten.weight, filters)
     assert not model.whiten(x).requires_grad  # epoch 1: nothing in the stem learns, so no backward through it
     assert create_model("fastnet", train_whiten_weight=True).whiten.weight.requires_grad
+    assert create_model("fastnet", whiten_init=False).whiten.weight.requires_grad  # random filters must learn
 
 
 def test_bias_lr_scale_keeps_per_step_decay_equal():

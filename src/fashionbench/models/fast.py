@@ -58,11 +58,12 @@ class FastNet(nn.Module):
     def __init__(self, widths=(64, 128, 256), depth: int = 2, whiten_k: int = 2, act: str = "gelu",
                  scale: float = 1 / 9, bn_momentum: float = 0.4, whiten_bias_epochs: int = 3,
                  whiten_init: bool = True, whiten_stride: int = 1, pools: tuple[bool, ...] | None = None,
-                 num_classes: int = 10, in_channels: int = 1, train_whiten_weight: bool = False):
+                 num_classes: int = 10, in_channels: int = 1, train_whiten_weight: bool | None = None):
         super().__init__()
         stem = 2 * in_channels * whiten_k * whiten_k
         self.whiten = nn.Conv2d(in_channels, stem, kernel_size=whiten_k, padding=0, bias=True, stride=whiten_stride)
-        self.whiten.weight.requires_grad = train_whiten_weight
+        # fixed whitening filters; a first layer without the whitening init trains like any other
+        self.whiten.weight.requires_grad = (not whiten_init) if train_whiten_weight is None else train_whiten_weight
         self.act = _activation(act)
         groups, cin = [], stem
         pools = tuple(pools) if pools is not None else (True,) * len(widths)
@@ -103,7 +104,7 @@ class FastNet(nn.Module):
 def fastnet(num_classes: int = 10, widths: tuple[int, ...] | list[int] = (64, 128, 256), depth: int = 2,
             whiten_k: int = 2, act: str = "gelu", scale: float = 1 / 9, bn_momentum: float = 0.4,
             whiten_bias_epochs: int = 3, whiten_init: bool = True, whiten_stride: int = 1,
-            pools: tuple[bool, ...] | list[bool] | None = None, train_whiten_weight: bool = False) -> nn.Module:
+            pools: tuple[bool, ...] | list[bool] | None = None, train_whiten_weight: bool | None = None) -> nn.Module:
     """airbench-style CNN for 28x28: patch-whitening stem, 3 conv groups, frozen-scale BN (default recipes)."""
     return FastNet(tuple(widths), depth, whiten_k, act, scale, bn_momentum, whiten_bias_epochs, whiten_init,
                    whiten_stride, pools, num_classes, train_whiten_weight=train_whiten_weight)
