@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import os
+import platform
 import random
 import tempfile
 from pathlib import Path
@@ -80,6 +81,18 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def machine_description() -> str:
+    """CPU model and torch threads, e.g. 'x86_64 AMD EPYC, 2 threads': timings differ between
+    the machines a project runs on, so every result says where it was measured."""
+    cpu = platform.processor() or ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return f"{platform.machine()} {cpu}".strip() + f", {torch.get_num_threads()} threads"
 
 
 def resolve_device(name: str = "auto") -> torch.device:

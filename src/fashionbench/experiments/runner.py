@@ -12,7 +12,6 @@ import csv
 import io
 import json
 import logging
-import platform
 import socket
 import statistics
 import time
@@ -25,7 +24,7 @@ from ..data.sources import Dataset, load_dataset
 from ..errors import ConfigError, FashionbenchError
 from ..train.ablation import delta_rows
 from ..train.config import TrainConfig
-from ..utils import atomic_write_json, atomic_write_text
+from ..utils import atomic_write_json, atomic_write_text, machine_description
 from .epochs import VALIDATION_NOTE, test_as_validation
 
 log = logging.getLogger("fashionbench.reproduce")
@@ -176,7 +175,7 @@ def run_table(name: str, out_dir: str | Path, *, seeds: int = 1, shrink: Shrink 
     report = {"table": name, "study": table["study"], "title": table["title"], "source": table["source"],
               "notes": table.get("notes"), "seeds": seeds, "shrink": shrink.describe(), "shrunk": shrink.shrunk,
               "command": _command(name, ",".join(rows) if rows else None, seeds, shrink, overrides), "started": started,
-              "machine": f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} threads".strip(),
+              "machine": machine_description(),
               "dataset": ds.name, "rows": results}
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / "paper_vs_ours.json", report)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,8 @@ from ..data.splits import stratified_holdout, stratified_subset
 from ..errors import CheckpointError, ConfigError
 from ..evaluate.metrics import classification_metrics
 from ..models.registry import count_params, create_model, place_model
-from ..utils import atomic_savez, atomic_write_json, resolve_device, resolve_precision, seed_everything
+from ..utils import (atomic_savez, atomic_write_json, machine_description, resolve_device, resolve_precision,
+                     seed_everything)
 from .callbacks import EarlyStopping, RunWriter
 from .checkpoint import make_checkpoint, read_checkpoint
 from .config import TrainConfig, validate
@@ -187,7 +187,7 @@ def train_model(cfg: TrainConfig, run_dir: str | Path, *, dataset: Dataset | Non
         "data_source": ds.source,
         "fashionbench_version": __version__,
         "torch_version": torch.__version__,
-        "machine": f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} threads".strip(),
+        "machine": machine_description(),
     }
     # run outputs (issue 5): reports and extra artifacts hook in here
     from ..evaluate.report import write_run_outputs
