@@ -96,7 +96,7 @@ def test_ensemble_combine():
     assert torch.equal(ens(a), 2 * a)
 
 
-@pytest.mark.parametrize("name", ["mlp_002", "cnn_002"])
+@pytest.mark.parametrize("name", ["mlp_002", "cnn_002", "convnet_000"])
 def test_keras_init_is_glorot_uniform_with_zero_biases(name):
     torch.manual_seed(0)
     model = create_model(name, init="keras")
@@ -110,6 +110,13 @@ def test_keras_init_is_glorot_uniform_with_zero_biases(name):
     torch.manual_seed(0)
     default = [m for m in create_model(name).modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
     assert torch.count_nonzero(default[0].bias) > 0  # PyTorch's default init is untouched
+
+
+def test_keras_init_uses_keras_batchnorm_defaults():
+    bns = [m for m in create_model("convnet_000", init="keras").modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(bns) == 2 and all(m.momentum == 0.01 and m.eps == 1e-3 for m in bns)
+    default = [m for m in create_model("convnet_000").modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert all(m.momentum == 0.1 and m.eps == 1e-5 for m in default)
 
 
 def test_unknown_init_is_refused():
