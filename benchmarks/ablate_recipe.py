@@ -7,7 +7,6 @@ and time (training + TTA) on this machine, all in one invocation.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import tempfile
@@ -19,6 +18,7 @@ import torch
 from fashionbench.data.sources import load_dataset
 from fashionbench.train.recipes import recipe_train_config
 from fashionbench.train.run import train_model
+from fashionbench.utils import machine_description
 
 # name -> (what is taken away, config changes)
 VARIANTS = {
@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     ds = load_dataset(allow_download=False)
     base = recipe_train_config(args.recipe)
-    print(f"machine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+    print(f"machine: {machine_description()}, torch {torch.__version__}, "
           f"{time.strftime('%Y-%m-%d')}")
     print(f"command: python benchmarks/ablate_recipe.py {' '.join(argv if argv is not None else sys.argv[1:])}\n")
     print(f"| variant of {args.recipe} | taken away | test accuracy % | train s | TTA s | total s |")

@@ -25,6 +25,7 @@ import torch
 from _synthetic import placed, train_step
 from fashionbench.models import create_model
 from fashionbench.train.recipes import recipe_config
+from fashionbench.utils import machine_description
 
 RECIPE = recipe_config("fast-60s")["model_args"]
 NETS = {
@@ -81,7 +82,7 @@ def main(argv=None) -> int:
     cases = {f"{net}, {p}": (a, p) for net, a in NETS.items() for p in ("bf16", "fp32")}
     res = measure(cases, args.steps)
     print(f"command: python benchmarks/step_time.py {' '.join(argv if argv is not None else sys.argv[1:])}; "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {time.strftime('%Y-%m-%d')}\n")
+          f"torch {torch.__version__}, {machine_description()}, {time.strftime('%Y-%m-%d')}\n")
     print(f"| FastNet {json.dumps(RECIPE)}, batch 1024 | s/step (median) | s/epoch (58 steps) |")
     print("|---|---|---|")
     for name, s in res.items():

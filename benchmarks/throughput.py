@@ -11,7 +11,6 @@ default); bf16 runs autocast + channels_last for conv nets (what fashionbench do
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import time
@@ -22,6 +21,7 @@ from _synthetic import placed, train_step
 from fashionbench.models import create_model, list_models
 from fashionbench.models.registry import count_params
 from fashionbench.train.recipes import recipe_train_config
+from fashionbench.utils import machine_description
 
 # Transfer-learning models upsample to 224 px inside forward: far heavier per image.
 BATCH = {"vgg16_bn_tl": 8, "resnet18_tl": 16, "resnet50_28px": 64}
@@ -65,7 +65,7 @@ def main(argv=None) -> int:
     ap.add_argument("--min-steps", type=int, default=3)
     ap.add_argument("--models", nargs="*", help="default: every registered model")
     args = ap.parse_args(argv)
-    print(f"machine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+    print(f"machine: {machine_description()}, torch {torch.__version__}, "
           f"{time.strftime('%Y-%m-%d')}")
     print(f"command: python benchmarks/throughput.py {' '.join(argv if argv is not None else sys.argv[1:])}\n")
     print("| model | params | batch | train fp32 img/s | train bf16 img/s | bf16 speed-up |")

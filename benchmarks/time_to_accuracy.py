@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -38,7 +37,7 @@ from fashionbench.train.callbacks import Callback
 from fashionbench.train.recipes import recipe_train_config
 from fashionbench.train.engine import predict
 from fashionbench.train.run import train_model
-from fashionbench.utils import resolve_precision
+from fashionbench.utils import machine_description, resolve_precision
 
 THRESHOLDS = (0.90, 0.92, 0.93, 0.94, 0.95)
 
@@ -133,7 +132,7 @@ def main(argv=None) -> int:
     peer = {s: run_peer(s, ds, args.peer_epochs) for s in peer_seeds}
 
     sd = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0
-    print(f"\nmachine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
+    print(f"\nmachine: {machine_description()}, torch {torch.__version__}; "
           f"date {time.strftime('%Y-%m-%d')}")
     print(f"command: python benchmarks/time_to_accuracy.py {' '.join(argv if argv is not None else sys.argv[1:])}")
     for recipe, runs in ours.items():
