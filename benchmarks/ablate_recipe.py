@@ -17,7 +17,7 @@ import torch
 
 from fashionbench.data.sources import load_dataset
 from fashionbench.train.recipes import recipe_train_config
-from fashionbench.train.run import train_model
+from fashionbench.train.run import train_run
 from fashionbench.utils import machine_description
 
 # name -> (what is taken away, config changes)
@@ -60,7 +60,7 @@ def main(argv=None) -> int:
         accs, train_s, tta_s = [], [], []
         for seed in args.seeds:
             with tempfile.TemporaryDirectory() as tmp:
-                m = train_model(base.replace(seed=seed, device="cpu", **changes), Path(tmp) / "run", dataset=ds)
+                m = train_run(base.replace(seed=seed, device="cpu", **changes), Path(tmp) / "run", dataset=ds).metrics
             accs.append(100 * m["test_accuracy"])
             train_s.append(m["train_seconds"])
             tta_s.append(m["test_seconds"])

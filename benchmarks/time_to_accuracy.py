@@ -35,8 +35,8 @@ from fashionbench.models import create_model
 from fashionbench.models.registry import uses_conv
 from fashionbench.train.callbacks import Callback
 from fashionbench.train.recipes import recipe_train_config
-from fashionbench.train.engine import predict
-from fashionbench.train.run import train_model
+from fashionbench.inference import predict_logits
+from fashionbench.train.run import train_run
 from fashionbench.utils import machine_description, resolve_precision
 
 THRESHOLDS = (0.90, 0.92, 0.93, 0.94, 0.95)
@@ -54,8 +54,8 @@ class TestEveryEpoch(Callback):
         if self.only_epoch is not None and state.epoch != self.only_epoch:
             return
         t0 = time.perf_counter()
-        logits = predict(self.model, self.ds.test_images, normalizer=self.normalizer, precision=self.precision,
-                         channels_last=uses_conv(self.model), tta=self.tta)
+        logits = predict_logits(self.model, self.ds.test_images, normalizer=self.normalizer, precision=self.precision,
+                                channels_last=uses_conv(self.model), tta=self.tta)
         acc = (logits.argmax(1) == self.ds.test_labels).float().mean().item()
         self.points.append({"epoch": state.epoch, "train_seconds": state.train_seconds,
                             "tta_seconds": time.perf_counter() - t0, "accuracy": acc})
@@ -68,7 +68,7 @@ def run_recipe(recipe: str, seed: int, ds, final_only: bool = False) -> list[dic
     cb = TestEveryEpoch(ds, normalizer, resolve_precision(cfg.precision, torch.device("cpu")), cfg.tta,
                         only_epoch=cfg.epochs if final_only else None)
     with tempfile.TemporaryDirectory() as tmp:
-        train_model(cfg, Path(tmp) / "run", dataset=ds, callbacks=[cb])
+        train_run(cfg, Path(tmp) / "run", dataset=ds, callbacks=[cb]).metrics
     return [{**p, "seconds": p["train_seconds"] + p["tta_seconds"]} for p in cb.points]
 
 

@@ -141,3 +141,14 @@ def autocast(device: torch.device, precision: str):
     if precision == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def set_threads(threads: int | None) -> None:
+    """Set torch's CPU threads (None keeps torch's choice, one per core)."""
+    from .errors import ConfigError
+
+    if threads is None:
+        return
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ConfigError(f"--threads must be a whole number of at least 1, got {threads!r}")
+    torch.set_num_threads(threads)

@@ -9,7 +9,7 @@ import torch
 from fashionbench import FASHION_CLASSES
 from fashionbench.data.sources import Dataset
 from fashionbench.train.config import TrainConfig
-from fashionbench.train.run import train_model
+from fashionbench.train.run import train_run
 
 
 def synthetic_dataset(n_train: int = 300, n_test: int = 200, seed: int = 0) -> Dataset:
@@ -36,7 +36,7 @@ def tiny_config(**kw) -> TrainConfig:
 
 
 def train_tiny(run_dir, dataset=None, **kw) -> dict:
-    return train_model(tiny_config(**kw), run_dir, dataset=dataset or synthetic_dataset())
+    return train_run(tiny_config(**kw), run_dir, dataset=dataset or synthetic_dataset()).metrics
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,8 @@ import pytest
 import torch
 from scipy.stats import binom, chi2
 
-from fashionbench.evaluate.interpret import Interpretation, last_linear, penultimate_embeddings, sprite_indices, tsne_2d
+from fashionbench.evaluate.interpret import Interpretation, sprite_indices, tsne_2d
+from fashionbench.inference import Predictor, last_linear
 from fashionbench.evaluate.metrics import classification_metrics, detailed_metrics
 from fashionbench.evaluate.stats import bootstrap_accuracy_ci, calibration, mcnemar, mean_std, stratified_sample
 from fashionbench.data.normalize import Normalization
@@ -85,7 +86,8 @@ def test_interpretation_and_detailed_metrics():
 def test_penultimate_embeddings_hook_on_last_linear(name):
     model = create_model(name)
     x = torch.randint(0, 255, (7, 28, 28), dtype=torch.uint8)
-    emb = penultimate_embeddings(model, x, normalizer=Normalization(), batch_size=3)
+    emb = Predictor.from_model(model, Normalization(), [str(i) for i in range(10)], device="cpu",
+                               batch_size=3).embeddings(x)
     head = last_linear(model)
     assert emb.shape == (7, head.in_features)
     assert not any(h for h in head._forward_pre_hooks.values())  # hook removed

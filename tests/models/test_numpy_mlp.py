@@ -76,9 +76,9 @@ def test_float32_matches_torch_reference():
 
 def test_trains_with_the_standard_engine(tiny_dataset, tmp_path):
     from fashionbench.train.config import TrainConfig
-    from fashionbench.train.run import train_model
+    from fashionbench.train.run import train_run
 
     cfg = TrainConfig(model="numpy_mlp", optimizer="sgd", lr=0.03, momentum=0.0, batch_size=32, epochs=3,
                       normalize="per-pixel", val_fraction=0.1, device="cpu", precision="fp32")
-    m = train_model(cfg, tmp_path / "run", dataset=tiny_dataset)
+    m = train_run(cfg, tmp_path / "run", dataset=tiny_dataset).metrics
     assert m["test_accuracy"] > 0.8

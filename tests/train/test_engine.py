@@ -6,10 +6,10 @@ import torch
 
 from fashionbench.errors import CheckpointError, ConfigError
 from fashionbench.train import callbacks as callbacks_mod
-from fashionbench.train.checkpoint import load_checkpoint
+from fashionbench.checkpoint import load_checkpoint
 from fashionbench.train.config import TrainConfig, validate
 from fashionbench.train.optim import build_loss, build_optimizer, build_scheduler, lr_factor
-from fashionbench.train.run import train_model
+from fashionbench.train.run import train_run
 
 
 def cfg(**kw) -> TrainConfig:
@@ -18,7 +18,7 @@ def cfg(**kw) -> TrainConfig:
 
 
 def test_engine_learns_small_problem(tiny_dataset, tmp_path):
-    m = train_model(cfg(), tmp_path / "run", dataset=tiny_dataset)
+    m = train_run(cfg(), tmp_path / "run", dataset=tiny_dataset).metrics
     assert m["test_accuracy"] > 0.9
     for name in ("config.json", "history.csv", "batches.csv", "metrics.json", "best.pt", "last.pt"):
         assert (tmp_path / "run" / name).is_file(), name
@@ -34,8 +34,8 @@ def test_engine_learns_small_problem(tiny_dataset, tmp_path):
 
 def test_same_seed_same_result(tiny_dataset, tmp_path):
     c = cfg(model="cnn_002", epochs=1, augment=["flip", "translate"])
-    a = train_model(c, tmp_path / "a", dataset=tiny_dataset)
-    b = train_model(c, tmp_path / "b", dataset=tiny_dataset)
+    a = train_run(c, tmp_path / "a", dataset=tiny_dataset).metrics
+    b = train_run(c, tmp_path / "b", dataset=tiny_dataset).metrics
     assert a["test_accuracy"] == b["test_accuracy"] and a["test_loss"] == b["test_loss"]
 
 
@@ -48,7 +48,7 @@ def test_resume_equals_uninterrupted(tiny_dataset, tmp_path, monkeypatch, precis
     c = cfg(model="cnn_002", epochs=3, schedule="cosine", augment=["flip", "translate", "random-erasing"],
             optimizer="sgd", lr=0.05, nesterov=True, precision=precision, lookahead=True, lookahead_every=2,
             bias_lr_scale=4.0)
-    full = train_model(c, tmp_path / "full", dataset=tiny_dataset)
+    full = train_run(c, tmp_path / "full", dataset=tiny_dataset).metrics
 
     original = callbacks_mod.RunWriter.on_epoch_end
 
@@ -59,9 +59,9 @@ def test_resume_equals_uninterrupted(tiny_dataset, tmp_path, monkeypatch, precis
 
     monkeypatch.setattr(callbacks_mod.RunWriter, "on_epoch_end", crash_after_two)
     with pytest.raises(Interrupt):
-        train_model(c, tmp_path / "cut", dataset=tiny_dataset)
+        train_run(c, tmp_path / "cut", dataset=tiny_dataset).metrics
     monkeypatch.setattr(callbacks_mod.RunWriter, "on_epoch_end", original)
-    resumed = train_model(c, tmp_path / "cut", dataset=tiny_dataset, resume=True)
+    resumed = train_run(c, tmp_path / "cut", dataset=tiny_dataset, resume=True).metrics
 
     assert resumed["test_accuracy"] == full["test_accuracy"] and resumed["test_loss"] == full["test_loss"]
     a = torch.load(tmp_path / "full" / "last.pt", weights_only=True)["state_dict"]
@@ -74,15 +74,15 @@ def test_resume_equals_uninterrupted(tiny_dataset, tmp_path, monkeypatch, precis
 def test_early_stopping_stops_and_restores_best(tiny_dataset, tmp_path):
     # A learning rate this small cannot move validation accuracy: no improvement after epoch 1.
     c = cfg(epochs=10, lr=1e-12, early_stopping=2, monitor="val_accuracy", restore_best=True)
-    m = train_model(c, tmp_path / "es", dataset=tiny_dataset)
+    m = train_run(c, tmp_path / "es", dataset=tiny_dataset).metrics
     assert m["epochs"] == 3 and m["stopped_early"] and m["best_epoch"] == 1
     assert m["evaluated_weights"] == "best"
     # Resuming a run that stopped early does not train on.
-    assert train_model(c, tmp_path / "es", dataset=tiny_dataset, resume=True)["epochs"] == 3
+    assert train_run(c, tmp_path / "es", dataset=tiny_dataset, resume=True).metrics["epochs"] == 3
 
 
 def test_data_fraction_and_validation_sizes(tiny_dataset, tmp_path):
-    m = train_model(cfg(epochs=1, data_fraction=0.5, val_fraction=0.2), tmp_path / "f", dataset=tiny_dataset)
+    m = train_run(cfg(epochs=1, data_fraction=0.5, val_fraction=0.2), tmp_path / "f", dataset=tiny_dataset).metrics
     assert m["train_size"] == 240 and m["val_size"] == 60
 
 
@@ -90,12 +90,12 @@ def test_existing_run_folder_is_not_overwritten(tiny_dataset, tmp_path):
     (tmp_path / "r").mkdir()
     (tmp_path / "r" / "keep.txt").write_text("mine")
     with pytest.raises(ConfigError, match="already holds files"):
-        train_model(cfg(epochs=1), tmp_path / "r", dataset=tiny_dataset)
+        train_run(cfg(epochs=1), tmp_path / "r", dataset=tiny_dataset).metrics
     assert (tmp_path / "r" / "keep.txt").read_text() == "mine"
 
 
 def test_checkpoint_carries_everything(tiny_dataset, tmp_path):
-    train_model(cfg(epochs=1, normalize="per-pixel"), tmp_path / "r", dataset=tiny_dataset)
+    train_run(cfg(epochs=1, normalize="per-pixel"), tmp_path / "r", dataset=tiny_dataset).metrics
     model, ckpt = load_checkpoint(tmp_path / "r" / "best.pt")
     assert ckpt["model"] == "mlp_002" and ckpt["class_names"][9] == "Ankle boot"
     assert ckpt["normalization"]["kind"] == "per-pixel" and len(ckpt["normalization"]["mean"]) == 784
@@ -114,7 +114,7 @@ def test_corrupt_and_foreign_checkpoints(tmp_path):
 
 
 def test_weights_of_another_model_rejected(tiny_dataset, tmp_path):
-    train_model(cfg(epochs=1), tmp_path / "r", dataset=tiny_dataset)
+    train_run(cfg(epochs=1), tmp_path / "r", dataset=tiny_dataset).metrics
     ckpt = torch.load(tmp_path / "r" / "best.pt", weights_only=True)
     ckpt["model"] = "cnn_002"
     torch.save(ckpt, tmp_path / "swapped.pt")

@@ -6,10 +6,11 @@ import torch.nn.functional as F
 
 from fashionbench.models import create_model
 from fashionbench.train.config import validate
-from fashionbench.train.engine import Lookahead, _translate_views, predict
+from fashionbench.inference import _translate_views, predict_logits as predict
+from fashionbench.train.engine import Lookahead
 from fashionbench.train.optim import build_optimizer, lr_factor, param_groups
 from fashionbench.train.recipes import RECIPES, STRIDE_1, STRIDE_2, recipe_train_config
-from fashionbench.train.run import train_model
+from fashionbench.train.run import train_run
 from fashionbench.data.normalize import Normalization
 
 
@@ -125,5 +126,5 @@ def test_fast_recipe_learns_real_subset(real_dataset, tmp_path):
     # 10% of the training set, 3 short epochs of a narrow net, all recipe pieces switched on.
     cfg = recipe_train_config("fast-60s").replace(epochs=3, batch_size=256, lr=1.5 * 256 / 1024, warmup_epochs=0.7,
                                                   data_fraction=0.1, model_args={"widths": [16, 32, 64]})
-    m = train_model(cfg, tmp_path / "fast", dataset=real_dataset)
+    m = train_run(cfg, tmp_path / "fast", dataset=real_dataset).metrics
     assert m["test_accuracy"] > 0.80 and m["tta"] == ["flip", "translate"]

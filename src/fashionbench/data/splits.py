@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
@@ -42,3 +44,18 @@ def stratified_kfold(labels, folds: int, seed: int) -> list[tuple[np.ndarray, np
     y = _labels_np(labels)
     skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     return [(np.sort(a), np.sort(b)) for a, b in skf.split(np.zeros(len(y)), y)]
+
+
+@dataclass
+class Split:
+    """Indices into the training set: what a run trains on and what it validates on."""
+
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+
+
+def split_training_set(labels, data_fraction: float, val_fraction: float, seed: int) -> Split:
+    """Stratified data fraction first, then a stratified validation holdout from what is left."""
+    subset = stratified_subset(labels, data_fraction, seed)
+    tr, va = stratified_holdout(_labels_np(labels)[subset], val_fraction, seed)
+    return Split(subset[tr], subset[va])

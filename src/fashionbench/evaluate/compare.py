@@ -17,7 +17,7 @@ from ..errors import CheckpointError, ConfigError
 from ..utils import atomic_write_text
 from . import plots
 from .report import CSS, html_table, img_tag
-from .rundata import RunData, load_run
+from ..runs import METRICS, RunData, is_run_dir, load_run
 from .stats import bootstrap_accuracy_ci, mcnemar, mean_std
 
 log = logging.getLogger("fashionbench.evaluate")
@@ -52,10 +52,6 @@ class Group:
         return [r.acc for r in self.runs]
 
 
-def is_run_dir(path: Path) -> bool:
-    return (path / "metrics.json").is_file() or (path / "config.json").is_file()
-
-
 def expand_runs(paths: list[str | Path]) -> list[Path]:
     """Run folders as given, and the run folders directly inside any folder of runs."""
     out: list[Path] = []
@@ -67,7 +63,7 @@ def expand_runs(paths: list[str | Path]) -> list[Path]:
             out.append(p)
         elif p.is_dir():
             inner = sorted(q for q in p.iterdir() if q.is_dir() and is_run_dir(q))
-            unfinished = [q for q in inner if not (q / "metrics.json").is_file()]
+            unfinished = [q for q in inner if not (q / METRICS).is_file()]
             if unfinished and len(unfinished) < len(inner):  # still training or crashed: leave them out
                 log.warning("skipping %d unfinished run(s) without metrics.json in %s: %s", len(unfinished), p,
                             ", ".join(q.name for q in unfinished))

@@ -1,7 +1,7 @@
-"""fastai-style interpretation of a classifier's test predictions, plus penultimate embeddings.
+"""fastai-style interpretation of a classifier's test predictions, t-SNE and sample sprites.
 
-`Interpretation` works from logits and labels alone; `penultimate_embeddings` captures the input
-of a model's last nn.Linear with a forward hook, so it works for any registered model.
+`Interpretation` works from logits and labels alone; the embeddings it plots come from
+`Predictor.embeddings` (the input of the model's last nn.Linear).
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
 
 
 @dataclass
@@ -66,36 +65,6 @@ class Interpretation:
         if misclassified_only:
             order = order[self.preds[order] != self.labels[order]]
         return order[:n]
-
-
-def last_linear(model: nn.Module) -> nn.Linear | None:
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    return linears[-1] if linears else None
-
-
-@torch.no_grad()
-def penultimate_embeddings(model: nn.Module, images_u8: torch.Tensor, *, normalizer, precision: str = "fp32",
-                           channels_last: bool = False, batch_size: int = 1000) -> np.ndarray | None:
-    """The features entering the last nn.Linear (the classifier head) for uint8 images.
-
-    Returns None for a model without a Linear layer."""
-    from ..train.engine import predict
-
-    head = last_linear(model)
-    if head is None:
-        return None
-    captured: list[torch.Tensor] = []
-
-    def hook(module, inputs):
-        captured.append(inputs[0].detach().float().flatten(1).cpu())
-
-    handle = head.register_forward_pre_hook(hook)
-    try:
-        predict(model, images_u8, normalizer=normalizer, batch_size=batch_size, precision=precision,
-                channels_last=channels_last)
-    finally:
-        handle.remove()
-    return torch.cat(captured).numpy() if captured else None
 
 
 def tsne_2d(features: np.ndarray, seed: int = 0, pca_dims: int = 50, max_iter: int = 500) -> np.ndarray:

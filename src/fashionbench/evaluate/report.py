@@ -1,6 +1,6 @@
 """The run report: extra metrics, model artifacts, PNG figures and a self-contained report.html.
 
-`write_run_outputs` is called by `train_model` right after the test evaluation (it has the model
+`write_run_outputs` is called by the run's report step right after the test evaluation (it has the model
 in memory); `rebuild_report` redoes the figures and the HTML from the files of a run folder.
 """
 
@@ -18,12 +18,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import CheckpointError, FashionbenchError
-from ..utils import atomic_savez, atomic_write_bytes, atomic_write_text
+from .. import runs
+from ..checkpoint import read_checkpoint
+from ..data.splits import split_training_set
+from ..errors import CheckpointError
+from ..inference import Predictor, last_linear
+from ..runs import RunData, fmt_pct, load_run
+from ..utils import atomic_write_bytes, atomic_write_text
 from . import plots
-from .interpret import Interpretation, last_linear, penultimate_embeddings, sprite_indices, tsne_2d
+from .interpret import Interpretation, sprite_indices, tsne_2d
 from .metrics import detailed_metrics
-from .rundata import RunData, fmt_pct, load_run, read_csv
 from .stats import stratified_sample
 
 log = logging.getLogger("fashionbench.evaluate")
@@ -35,9 +39,9 @@ SPRITE_PER_CLASS = 10
 
 # ----------------------------------------------------------------------------- artifacts
 
-def collect_artifacts(model: torch.nn.Module, test_images: torch.Tensor, labels: np.ndarray, logits,
-                      train_images: torch.Tensor, train_labels, *, normalizer, precision: str = "fp32",
-                      channels_last: bool = False, seed: int = 0, tsne_points: int = TSNE_POINTS) -> dict:
+def collect_artifacts(predictor: Predictor, test_images: torch.Tensor, labels: np.ndarray, logits,
+                      train_images: torch.Tensor, train_labels, *, seed: int = 0,
+                      tsne_points: int = TSNE_POINTS) -> dict:
     """What the report needs from the model and the data, as arrays for artifacts.npz."""
     interp = Interpretation.from_logits(logits, labels, [str(i) for i in range(np.asarray(logits).shape[1])])
     out: dict = {}
@@ -57,13 +61,11 @@ def collect_artifacts(model: torch.nn.Module, test_images: torch.Tensor, labels:
 
     t0 = time.perf_counter()
     idx = stratified_sample(labels, tsne_points, seed)
-    device = next(model.parameters()).device if any(True for _ in model.parameters()) else torch.device("cpu")
-    emb = penultimate_embeddings(model, test_images[torch.as_tensor(idx)].to(device), normalizer=normalizer,
-                                 precision=precision, channels_last=channels_last)
+    emb = predictor.embeddings(test_images[torch.as_tensor(idx)])
     out["embed_seconds"] = np.float64(time.perf_counter() - t0)
     if emb is not None:
-        head = last_linear(model)
-        layer = next(n for n, m in model.named_modules() if m is head)
+        head = last_linear(predictor.model)
+        layer = next(n for n, m in predictor.model.named_modules() if m is head)
         t0 = time.perf_counter()
         out["tsne"] = tsne_2d(emb, seed)
         out["tsne_seconds"] = np.float64(time.perf_counter() - t0)
@@ -74,11 +76,10 @@ def collect_artifacts(model: torch.nn.Module, test_images: torch.Tensor, labels:
     return out
 
 
-def write_run_outputs(run_dir: str | Path, *, model: torch.nn.Module, dataset, logits, normalizer,
-                      precision: str = "fp32", channels_last: bool = False, train_idx=None,
+def write_run_outputs(run_dir: str | Path, *, predictor: Predictor, dataset, logits, train_idx=None,
                       metrics: dict | None = None) -> dict:
-    """Called by train_model after the test evaluation: returns the extra metrics for metrics.json and
-    writes artifacts.npz, figures/*.png and report.html into the run folder.
+    """After the test evaluation: returns the extra metrics for metrics.json and writes
+    artifacts.npz, figures/*.png and report.html into the run folder.
 
     The metrics are computed first and always returned; a failure in the artifacts or the report
     is logged, never loses the trained run (`fashionbench report RUN` can rebuild it)."""
@@ -93,40 +94,25 @@ def write_run_outputs(run_dir: str | Path, *, model: torch.nn.Module, dataset, l
     extra["top_losses"] = _top_loss_rows(interp, 10)
     try:
         train_idx = np.arange(len(dataset.train_labels)) if train_idx is None else np.asarray(train_idx)
-        device = next(model.parameters()).device
-        art = collect_artifacts(model, dataset.test_images.to(device), labels, logits_np,
-                                dataset.train_images[torch.as_tensor(train_idx)], dataset.train_labels.numpy()[train_idx],
-                                normalizer=normalizer, precision=precision, channels_last=channels_last, seed=seed)
-        atomic_savez(run_dir / "artifacts.npz", **art)
+        art = collect_artifacts(predictor, dataset.test_images, labels, logits_np,
+                                dataset.train_images[torch.as_tensor(train_idx)],
+                                dataset.train_labels.numpy()[train_idx], seed=seed)
+        runs.write_artifacts(run_dir, art)
         if "tsne_seconds" in art:
             extra["tsne_seconds"] = round(float(art["tsne_seconds"]), 3)
             extra["embedding_layer"] = str(art["embedding_layer"])
-        data = RunData(run_dir, _read_config(run_dir), {**metrics, **extra},
-                       history=_try_csv(run_dir / "history.csv"), batches=_try_csv(run_dir / "batches.csv"),
+        extra["report_seconds"] = round(time.perf_counter() - t_start, 3)  # artifacts; rendering adds ~1 s
+        data = RunData(run_dir, runs.read_config(run_dir), {**metrics, **extra},
+                       history=runs.try_csv(run_dir / runs.HISTORY), batches=runs.try_csv(run_dir / runs.BATCHES),
                        logits=logits_np, labels=labels, artifacts=art)
-        extra["report_seconds"] = round(time.perf_counter() - t_start, 3)
-        data.metrics["report_seconds"] = extra["report_seconds"]
         write_report(data)
-        extra["report_seconds"] = round(time.perf_counter() - t_start, 3)
     except Exception as e:  # the trained model and its metrics matter more than the pictures
+        if runs.is_disk_full(e):
+            raise
         log.warning("the report could not be written (%s: %s); rebuild it with `fashionbench report %s`",
                     type(e).__name__, e, run_dir)
         log.debug("report failure", exc_info=True)
     return extra
-
-
-def _read_config(run_dir: Path) -> dict:
-    try:
-        return json.loads((run_dir / "config.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-
-
-def _try_csv(path: Path) -> list[dict]:
-    try:
-        return read_csv(path, ())
-    except FashionbenchError:
-        return []
 
 
 def _top_loss_rows(interp: Interpretation, n: int) -> list[dict]:
@@ -144,44 +130,31 @@ def _top_loss_rows(interp: Interpretation, n: int) -> list[dict]:
 # ----------------------------------------------------------------------------- rebuild from files
 
 def recompute_artifacts(data: RunData, *, data_dir: str | None = None, dataset_name: str | None = None,
-                        device: str = "auto") -> dict:
+                        device: str = "auto", precision: str | None = None) -> dict:
     """Reload the evaluated checkpoint and the dataset to redo embeddings, t-SNE, top losses, sprite."""
-    from ..data.normalize import Normalization
     from ..data.sources import load_dataset
-    from ..models.registry import place_model
-    from ..train.checkpoint import build_from_checkpoint
-    from ..train.config import TrainConfig
-    from ..train.run import split_training_set
-    from ..utils import resolve_device, resolve_precision
 
-    ckpt = check_checkpoint(data)
-    model = build_from_checkpoint(ckpt, expect_model=data.metrics["model"])
-    cfg = TrainConfig.from_dict(data.config) if data.config else TrainConfig(model=data.metrics["model"])
-    ds = load_dataset(dataset_name or cfg.dataset, data_dir or cfg.data_dir)
+    path = check_checkpoint(data)
+    cfg = data.config
+    predictor = Predictor.from_checkpoint(path, device=device, precision=precision or data.metrics.get(
+        "precision", "auto"), tta=(), expect_model=data.metrics["model"])
+    ds = load_dataset(dataset_name or cfg.get("dataset", "fashion-mnist"), data_dir or cfg.get("data_dir"))
     if len(ds.test_labels) != len(data.labels) or not np.array_equal(ds.test_labels.numpy(), data.labels):
         raise CheckpointError(f"the test set of {ds.source or ds.name} differs from the one {data.run_dir} was "
                               "evaluated on; pass the --data-dir the run was trained with")
-    dev = resolve_device(device)
-    precision = resolve_precision(data.metrics.get("precision", "auto"), dev)
-    model, cl = place_model(model, dev)
-    split = split_training_set(ds.train_labels, cfg)
-    return collect_artifacts(model, ds.test_images.to(dev), data.labels, data.logits,
+    split = split_training_set(ds.train_labels, cfg.get("data_fraction", 1.0), cfg.get("val_fraction", 0.1),
+                               int(cfg.get("seed", 0)))
+    return collect_artifacts(predictor, ds.test_images, data.labels, data.logits,
                              ds.train_images[torch.as_tensor(split.train_idx)],
-                             ds.train_labels.numpy()[split.train_idx],
-                             normalizer=Normalization.from_dict(ckpt["normalization"]), precision=precision,
-                             channels_last=cl, seed=int(data.metrics.get("seed", 0) or 0))
+                             ds.train_labels.numpy()[split.train_idx], seed=int(data.metrics.get("seed", 0) or 0))
 
 
-def check_checkpoint(data: RunData) -> dict:
+def check_checkpoint(data: RunData) -> Path:
     """The checkpoint the test metrics came from, checked against the run's model and classes."""
-    from ..train.checkpoint import read_checkpoint
-
-    kind = data.metrics.get("evaluated_weights", "best")
-    names = [f"{kind}.pt"] + [n for n in ("best.pt", "last.pt") if n != f"{kind}.pt"]
-    path = next((data.run_dir / n for n in names if (data.run_dir / n).is_file()), None)
+    path = runs.checkpoint_for(data.run_dir, data.metrics.get("evaluated_weights", "best"))
     if path is None:
-        raise CheckpointError(f"{data.run_dir} lacks best.pt and last.pt; the report needs the trained weights "
-                              "to redo the embeddings: train the run again")
+        raise CheckpointError(f"{data.run_dir} lacks {runs.BEST} and {runs.LAST}; the report needs the trained "
+                              "weights to redo the embeddings: train the run again")
     ckpt = read_checkpoint(path)
     if ckpt.get("model") != data.metrics["model"]:
         raise CheckpointError(f"{path} holds model {ckpt.get('model')!r} but the run trained "
@@ -191,11 +164,11 @@ def check_checkpoint(data: RunData) -> dict:
     if names and list(ckpt.get("class_names", [])) != list(names):
         raise CheckpointError(f"{path} was trained on other classes than the run ({ckpt.get('class_names')}); "
                               "it comes from another run")
-    return ckpt
+    return path
 
 
 def rebuild_report(run_dir: str | Path, *, recompute: bool = False, data_dir: str | None = None,
-                   dataset_name: str | None = None, device: str = "auto") -> Path:
+                   dataset_name: str | None = None, device: str = "auto", precision: str | None = None) -> Path:
     """Redo the figures and report.html from the run folder's files.
 
     artifacts.npz is reused when present; otherwise (or with recompute) it is rebuilt from the
@@ -209,12 +182,13 @@ def rebuild_report(run_dir: str | Path, *, recompute: bool = False, data_dir: st
     data.metrics["top_losses"] = _top_loss_rows(interp, 10)
     new_artifacts = None
     if recompute or data.artifacts is None:
-        new_artifacts = recompute_artifacts(data, data_dir=data_dir, dataset_name=dataset_name, device=device)
+        new_artifacts = recompute_artifacts(data, data_dir=data_dir, dataset_name=dataset_name, device=device,
+                                            precision=precision)
         data.artifacts = new_artifacts
     html_text, figures = render(data)
     log.debug("report of %s rebuilt in %.1f s", data.run_dir, time.perf_counter() - t0)
     if new_artifacts is not None:
-        atomic_savez(data.run_dir / "artifacts.npz", **new_artifacts)
+        runs.write_artifacts(data.run_dir, new_artifacts)
     return _write(data.run_dir, html_text, figures)
 
 
@@ -408,9 +382,9 @@ def render(data: RunData) -> tuple[str, dict[str, bytes]]:
 
 def _write(run_dir: Path, html_text: str, figures: dict[str, bytes]) -> Path:
     for stem, png in figures.items():
-        atomic_write_bytes(run_dir / "figures" / f"{stem}.png", png)
-    atomic_write_text(run_dir / "report.html", html_text)
-    return run_dir / "report.html"
+        atomic_write_bytes(run_dir / runs.FIGURES / f"{stem}.png", png)
+    atomic_write_text(run_dir / runs.REPORT, html_text)
+    return run_dir / runs.REPORT
 
 
 def write_report(data: RunData) -> Path:

@@ -9,17 +9,17 @@ from pathlib import Path
 
 import torch
 
+from .. import runs
 from ..data.sources import Dataset
+from ..data.splits import Split
 from ..errors import CheckpointError, ConfigError
 
-VALIDATION_NOTE = "validation.json"  # written into a run folder whose validation set is the test set
+VALIDATION_NOTE = runs.VALIDATION_NOTE
 
 
-def test_as_validation(ds: Dataset, train_idx) -> tuple[Dataset, "object"]:
+def test_as_validation(ds: Dataset, train_idx) -> tuple[Dataset, Split]:
     """A dataset whose 'training' tensor is train + test, and a Split validating on the test part,
     so the per-epoch history records test accuracy (studies 002 and 004 track it that way)."""
-    from ..train.run import Split
-
     n = len(ds.train_images)
     joined = Dataset(torch.cat([ds.train_images, ds.test_images]), torch.cat([ds.train_labels, ds.test_labels]),
                      ds.test_images, ds.test_labels, ds.class_names, ds.name, ds.source, ds.verified, ds.files)
@@ -27,9 +27,9 @@ def test_as_validation(ds: Dataset, train_idx) -> tuple[Dataset, "object"]:
 
 
 def read_history(run_dir: str | Path) -> list[dict]:
-    path = Path(run_dir) / "history.csv"
+    path = Path(run_dir) / runs.HISTORY
     if not path.is_file():
-        raise CheckpointError(f"{run_dir} has no history.csv; pass a run folder written by `fashionbench train`")
+        raise CheckpointError(f"{run_dir} has no {runs.HISTORY}; pass a run folder written by `fashionbench train`")
     with path.open() as f:
         rows = [{k: (float(v) if v not in ("", None) else math.nan) for k, v in r.items()} for r in csv.DictReader(f)]
     if not rows:

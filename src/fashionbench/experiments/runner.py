@@ -22,7 +22,7 @@ import torch
 
 from ..data.sources import Dataset, load_dataset
 from ..errors import ConfigError, FashionbenchError
-from ..train.ablation import delta_rows
+from .ablation import delta_rows
 from ..train.config import TrainConfig
 from ..utils import atomic_write_json, atomic_write_text, machine_description
 from .epochs import VALIDATION_NOTE, test_as_validation
@@ -114,12 +114,12 @@ def _command(name: str, row_id: str | None, seeds: int, shrink: Shrink, override
 
 
 def _run_one(kind: str, row: dict, cfg: TrainConfig, run_dir: Path, ds: Dataset) -> dict:
-    from ..train.boosting import boost
-    from ..train.crossval import cross_validate
-    from ..train.run import train_model
+    from ..train.run import train_run
+    from .boosting import boost
+    from .crossval import cross_validate
 
     if kind == "train":
-        m = train_model(cfg, run_dir, dataset=ds)
+        m = train_run(cfg, run_dir, dataset=ds).metrics
         return {"accuracy": m["test_accuracy"], "seconds": m["train_seconds"], "epochs": m["epochs"]}
     if kind == "boost":
         r = boost(cfg, run_dir, dataset=ds)
@@ -225,7 +225,7 @@ def _run_row(table: dict, row: dict, out_dir: Path, seeds: int, shrink: Shrink, 
 def _run_epochs_table(table: dict, out_dir: Path, seeds: int, shrink: Shrink, rows: list[str] | None,
                       ds: Dataset, overrides: dict | None) -> list[dict]:
     from ..data.splits import stratified_subset
-    from ..train.run import train_model
+    from ..train.run import train_run
 
     run = table["run"]
     cfg = row_config({"model": run["model"], "config": run["config"]}, shrink, overrides).replace(val_fraction=0.0)
@@ -238,9 +238,8 @@ def _run_epochs_table(table: dict, out_dir: Path, seeds: int, shrink: Shrink, ro
         c = cfg.replace(seed=cfg.seed + i)
         run_dir = out_dir / "run" / f"seed{c.seed}"
         joined, split = test_as_validation(ds, stratified_subset(ds.train_labels, c.data_fraction, c.seed))
-        run_dir.mkdir(parents=True, exist_ok=True)
+        train_run(c, run_dir, dataset=joined, split=split, overwrite=True)
         atomic_write_json(run_dir / VALIDATION_NOTE, {"validation": "test set"})
-        train_model(c, run_dir, dataset=joined, split=split, overwrite=True)
         from .epochs import read_history
 
         histories.append({int(h["epoch"]): h for h in read_history(run_dir)})

@@ -67,7 +67,16 @@ def create_model(name: str, **kwargs) -> nn.Module:
     if unknown:
         raise ConfigError(f"model {name!r} takes no argument {', '.join(sorted(unknown))}; "
                           f"it takes {', '.join(info.defaults) or 'none'}")
-    return info.factory(**kwargs)
+    try:
+        return info.factory(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError, IndexError, KeyError, RuntimeError, ZeroDivisionError) as e:
+        # a bad value reaches torch deep inside the constructor; name the arguments instead
+        given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if k != "num_classes") or "defaults"
+        raise ConfigError(f"model {name!r} cannot be built with {given} ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0][:160] if str(e) else 'invalid value'}); check --model-arg "
+                          f"values (defaults: {info.defaults})") from None
 
 
 def count_params(model: nn.Module) -> int:

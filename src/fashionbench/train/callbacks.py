@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 from pathlib import Path
 from typing import Callable
 
-from ..utils import atomic_torch_save, atomic_write_text
+from .. import runs
 from .engine import TrainState
 
 log = logging.getLogger("fashionbench.train")
-
-HISTORY_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds", "elapsed"]
-BATCH_COLUMNS = ["epoch", "step", "batch", "loss", "lr"]
 
 
 class Callback:
@@ -36,14 +31,6 @@ class EarlyStopping(Callback):
             state.stop = True
 
 
-def csv_text(rows: list[dict], columns: list[str]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
-
-
 class RunWriter(Callback):
     """Writes history.csv, batches.csv, best.pt and last.pt into the run folder after every epoch.
 
@@ -56,8 +43,7 @@ class RunWriter(Callback):
         self.payload = payload
 
     def on_epoch_end(self, state: TrainState, row: dict) -> None:
-        atomic_write_text(self.run_dir / "history.csv", csv_text(state.history, HISTORY_COLUMNS))
-        atomic_write_text(self.run_dir / "batches.csv", csv_text(state.batches, BATCH_COLUMNS))
+        runs.write_history(self.run_dir, state.history, state.batches)
         if state.improved:
-            atomic_torch_save(self.payload(state, "best"), self.run_dir / "best.pt")
-        atomic_torch_save(self.payload(state, "last"), self.run_dir / "last.pt")
+            runs.write_checkpoint(self.run_dir, "best", self.payload(state, "best"))
+        runs.write_checkpoint(self.run_dir, "last", self.payload(state, "last"))

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
 
 from ..data.augment import parse_augment
 from ..data.normalize import KINDS as NORMALIZATIONS
 from ..errors import ConfigError
+from ..inference import parse_tta
 from ..models.registry import model_info
 from .optim import LOSSES, OPTIMIZERS, SCHEDULES
+from .recipes import recipe_config
 
 MONITORS = ("val_loss", "val_accuracy", "train_loss", "train_accuracy")
 
@@ -64,12 +70,17 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
+    def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
+        if not isinstance(d, Mapping):
+            raise ConfigError(f"a config must be a JSON object of option: value, got a {type(d).__name__}")
+        names = field_names()
         unknown = set(d) - names
         if unknown:
             raise ConfigError(f"unknown config keys {', '.join(sorted(unknown))}; known: {', '.join(sorted(names))}")
-        return cls(**d)
+        try:
+            return cls(**d)
+        except (TypeError, ValueError, AttributeError) as e:
+            raise ConfigError(f"config values do not fit ({e}); check their types") from None
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
@@ -79,6 +90,59 @@ class TrainConfig:
         return self.monitor or ("val_loss" if self.val_fraction > 0 else "train_loss")
 
 
+def field_names() -> set[str]:
+    return {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def read_config_file(path: str | Path) -> dict:
+    try:
+        values = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"--config {path}: cannot read it as JSON ({e})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"--config {path}: expected a JSON object of option: value (like a run's config.json), "
+                          f"got a {type(values).__name__}")
+    return values
+
+
+def _views(value) -> list[str]:
+    if isinstance(value, str):
+        return [] if value.strip() in ("", "none") else value.replace(",", "+").split("+")
+    return list(value)
+
+
+def resolve_config(*, recipe: str | None = None, config: str | Path | Mapping | None = None,
+                   base: Mapping | None = None, overrides: Mapping | None = None) -> TrainConfig:
+    """The one place a training config is put together: defaults < recipe < `base` (e.g. an
+    ablation spec's baseline) < config file < `overrides` (the options the user gave explicitly).
+
+    A model named in `overrides` that differs from the recipe's drops the recipe's model
+    arguments; `model_args` in `overrides` are merged on top; changing a recipe's epochs
+    without its warmup scales the warmup with them."""
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    values: dict = {}
+    rec = recipe_config(recipe) if recipe else {}
+    values.update(rec)
+    values.update(base or {})
+    if config is not None:
+        values.update(read_config_file(config) if isinstance(config, (str, Path)) else dict(config))
+    if recipe:
+        values["recipe"] = recipe
+    model_args = overrides.pop("model_args", None)
+    if "model" in overrides and overrides["model"] != values.get("model"):
+        values["model_args"] = {}  # a recipe's model arguments belong to the recipe's model
+    values.update(overrides)
+    if model_args:
+        values["model_args"] = {**values.get("model_args", {}), **model_args}
+    if rec and "epochs" in overrides and "warmup_epochs" not in overrides and rec.get("warmup_epochs") \
+            and values.get("warmup_epochs") == rec["warmup_epochs"]:
+        values["warmup_epochs"] = round(rec["warmup_epochs"] * overrides["epochs"] / rec["epochs"], 3)
+    for key in ("augment", "tta"):
+        if key in values:
+            values[key] = _views(values[key])
+    return TrainConfig.from_dict(values)
+
+
 def validate(cfg: TrainConfig) -> None:
     """Reject impossible combinations with a message that names the fix."""
     def need(cond: bool, msg: str) -> None:
@@ -86,9 +150,28 @@ def validate(cfg: TrainConfig) -> None:
             raise ConfigError(msg)
 
     model_info(cfg.model)  # unknown names fail before any data is loaded
+    for name in ("lr", "momentum", "weight_decay", "label_smoothing", "warmup_epochs", "final_lr_factor",
+                 "bias_lr_scale", "gamma", "val_fraction", "data_fraction", "lookahead_decay"):
+        value = getattr(cfg, name)
+        need(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+             f"--{name.replace('_', '-')} must be a finite number, got {value!r}")
+    for name in ("epochs", "batch_size", "eval_batch_size", "step_epochs", "seed", "lookahead_every"):
+        value = getattr(cfg, name)
+        need(isinstance(value, int) and not isinstance(value, bool),
+             f"--{name.replace('_', '-')} must be a whole number, got {value!r}")
+    need(isinstance(cfg.model_args, dict), f"model_args must be an object of name: value, got {cfg.model_args!r}")
     need(cfg.epochs >= 1, f"--epochs must be at least 1, got {cfg.epochs}")
     need(cfg.batch_size >= 1, f"--batch-size must be at least 1, got {cfg.batch_size}")
+    need(cfg.eval_batch_size >= 1, f"eval_batch_size must be at least 1, got {cfg.eval_batch_size}")
     need(cfg.lr > 0, f"--lr must be positive, got {cfg.lr}")
+    need(cfg.seed >= 0, f"--seed must be 0 or more, got {cfg.seed}")
+    need(cfg.weight_decay >= 0, f"--weight-decay must be 0 or more, got {cfg.weight_decay}")
+    need(0 <= cfg.momentum < 1, f"--momentum must be in [0, 1), got {cfg.momentum}")
+    need(0 < cfg.gamma <= 1, f"--gamma must be in (0, 1] (the factor the lr is multiplied by), got {cfg.gamma}")
+    need(cfg.step_epochs >= 1, f"--step-epochs must be at least 1, got {cfg.step_epochs}")
+    need(0 < cfg.data_fraction <= 1, f"--data-fraction must be in (0, 1], got {cfg.data_fraction}")
+    need(0 <= cfg.val_fraction < 1, f"--val-fraction must be in [0, 1), got {cfg.val_fraction}")
+    need(cfg.warmup_epochs >= 0, f"--warmup-epochs must be 0 or more, got {cfg.warmup_epochs}")
     need(cfg.optimizer in OPTIMIZERS, f"unknown optimizer {cfg.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
     need(cfg.loss in LOSSES, f"unknown loss {cfg.loss!r}; choose one of {', '.join(LOSSES)}")
     need(cfg.schedule in SCHEDULES, f"unknown schedule {cfg.schedule!r}; choose one of {', '.join(SCHEDULES)}")
@@ -100,7 +183,8 @@ def validate(cfg: TrainConfig) -> None:
     need(not cfg.nesterov or cfg.optimizer == "sgd", "--nesterov needs --optimizer sgd")
     need(not cfg.nesterov or cfg.momentum > 0, "--nesterov needs --momentum > 0")
     need(cfg.monitor is None or cfg.monitor in MONITORS, f"--monitor must be one of {', '.join(MONITORS)}")
-    need(cfg.warmup_epochs < cfg.epochs, "--warmup-epochs must be shorter than --epochs")
+    need(cfg.warmup_epochs < cfg.epochs, f"--warmup-epochs ({cfg.warmup_epochs}) must be shorter than --epochs "
+         f"({cfg.epochs})")
     no_val = cfg.val_fraction == 0
     need(not (no_val and cfg.resolved_monitor.startswith("val_")),
          f"--monitor {cfg.resolved_monitor} needs a validation split; set --val-fraction > 0")
@@ -119,5 +203,4 @@ def validate(cfg: TrainConfig) -> None:
     need(cfg.pretrained in (None, "imagenet"), f"--pretrained must be 'imagenet', got {cfg.pretrained!r}")
     need(not cfg.freeze or cfg.pretrained or cfg.weights,
          "--freeze features only makes sense with starting weights; add --pretrained imagenet or --weights FILE")
-    bad_tta = [v for v in cfg.tta if v not in ("flip", "translate")]
-    need(not bad_tta, f"unknown --tta view {', '.join(bad_tta)}; choose from flip, translate")
+    parse_tta(cfg.tta)

@@ -1,4 +1,4 @@
-"""The training loop as plain functions: train_one_epoch, predict, evaluate, fit.
+"""The training loop as plain functions: train_one_epoch, evaluate, fit.
 
 Data stays in memory as uint8 tensors on the device; a batch is a slice of a permutation,
 converted to float, augmented as a whole and normalized. Randomness for epoch e comes from
@@ -19,9 +19,24 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..data.normalize import Normalization, to_float
+from ..errors import FashionbenchError
+from ..inference import predict_logits
 from ..utils import autocast
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class DivergedError(FashionbenchError):
+    """The training loss became NaN or infinite: the weights after this step are garbage."""
+
+    def __init__(self, message: str, epoch: int, step: int) -> None:
+        super().__init__(message)
+        self.epoch, self.step = epoch, step
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside a DistributedDataParallel-style wrapper (the model itself otherwise)."""
+    return getattr(model, "module", model)
 
 
 @dataclass
@@ -118,6 +133,9 @@ def train_one_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
         with autocast(device, precision):
             logits = model(x)
         loss = loss_fn(logits, y)
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):  # stop before the step turns the weights into NaN
+            raise DivergedError(f"the training loss is {loss_value} at batch {i + 1}", 0, i + 1)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -130,61 +148,16 @@ def train_one_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
         correct += (logits.detach().argmax(1) == y).sum()
         seen += len(idx)
         if on_batch is not None:
-            on_batch({"batch": i, "loss": loss.item(), "lr": lr})
+            on_batch({"batch": i, "loss": loss_value, "lr": lr})
     return {"loss": total_loss.item() / max(seen, 1), "accuracy": correct.item() / max(seen, 1)}
-
-
-def _translate_views(x: torch.Tensor, shift: int = 1) -> list[torch.Tensor]:
-    """The batch shifted by one pixel in each of the four directions (black fill)."""
-    views = []
-    for dx, dy in ((shift, 0), (-shift, 0), (0, shift), (0, -shift)):
-        v = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
-        if dx > 0:
-            v[..., :, :dx] = 0
-        elif dx < 0:
-            v[..., :, dx:] = 0
-        if dy > 0:
-            v[..., :dy, :] = 0
-        elif dy < 0:
-            v[..., dy:, :] = 0
-        views.append(v)
-    return views
-
-
-@torch.no_grad()
-def predict(model: nn.Module, images: torch.Tensor, *, normalizer: Normalization, batch_size: int = 1000,
-            precision: str = "fp32", channels_last: bool = False, tta: Sequence[str] = ()) -> torch.Tensor:
-    """Logits (float32, on CPU) for uint8 images; TTA averages logits over flipped/shifted views."""
-    model.eval()
-    device = images.device
-    out = []
-    for start in range(0, len(images), batch_size):
-        x01 = to_float(images[start:start + batch_size])
-
-        def run(views: list[torch.Tensor]) -> torch.Tensor:
-            total = 0
-            for v in views:
-                v = normalizer(v)
-                if channels_last:
-                    v = v.contiguous(memory_format=torch.channels_last)
-                with autocast(device, precision):
-                    total = total + model(v).float()
-            return total / len(views)
-
-        bases = [x01, x01.flip(3)] if "flip" in tta else [x01]
-        logits = run(bases)
-        if "translate" in tta:  # airbench weighting: half on the unshifted views, half on the shifted ones
-            logits = 0.5 * logits + 0.5 * run([v for b in bases for v in _translate_views(b)])
-        out.append(logits.cpu())
-    return torch.cat(out) if out else torch.zeros(0)
 
 
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, normalizer: Normalization,
              loss_fn: LossFn | None = None, batch_size: int = 1000, precision: str = "fp32",
              channels_last: bool = False, tta: Sequence[str] = ()) -> dict:
     """Loss (cross-entropy unless loss_fn given), accuracy and the logits themselves."""
-    logits = predict(model, images, normalizer=normalizer, batch_size=batch_size, precision=precision,
-                     channels_last=channels_last, tta=tta)
+    logits = predict_logits(model, images, normalizer=normalizer, batch_size=batch_size, precision=precision,
+                            channels_last=channels_last, tta=tta)
     y = labels.cpu()
     loss = (loss_fn or F.cross_entropy)(logits, y).item() if len(y) else math.nan
     acc = (logits.argmax(1) == y).float().mean().item() if len(y) else math.nan
@@ -203,10 +176,14 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], val: tuple[t
         channels_last: bool = False, monitor: str = "val_loss", eval_batch_size: int = 1000,
         callbacks: Sequence = (), state: TrainState | None = None, drop_last: bool = False,
         lookahead: Lookahead | None = None) -> TrainState:
-    """Train for `epochs` (from `state.epoch` when resuming), calling callbacks at each event."""
+    """Train for `epochs` (from `state.epoch` when resuming), calling callbacks at each event.
+
+    `model` may be a distributed wrapper; callbacks, hooks and the kept best weights see the
+    model inside it, so saved weights never carry a `module.` prefix."""
     state = state or TrainState()
+    base = unwrap(model)
     for cb in callbacks:
-        cb.model = model  # as in Keras: callbacks may look at (not replace) the model
+        cb.model = base  # as in Keras: callbacks may look at (not replace) the model
         cb.on_train_begin(state)
 
     def on_batch(info: dict) -> None:
@@ -221,14 +198,17 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], val: tuple[t
         generator = torch.Generator().manual_seed(epoch_seed(seed, e))
         torch.manual_seed(epoch_seed(seed, e))  # dropout and other global-RNG layers
         t0 = time.perf_counter()
-        if hasattr(model, "on_epoch_start"):  # e.g. FastNet freezes its whitening bias after a few epochs
-            model.on_epoch_start(e)
+        if hasattr(base, "on_epoch_start"):  # e.g. FastNet freezes its whitening bias after a few epochs
+            base.on_epoch_start(e)
         lr = optimizer.param_groups[0]["lr"]
-        tr = train_one_epoch(model, *train, optimizer=optimizer, loss_fn=loss_fn, batch_size=batch_size,
-                             normalizer=normalizer, generator=generator, precision=precision, augment=augment,
-                             scheduler=scheduler if per_batch_schedule else None, channels_last=channels_last,
-                             on_batch=on_batch, desc=f"epoch {e + 1}/{epochs}", drop_last=drop_last,
-                             lookahead=lookahead)
+        try:
+            tr = train_one_epoch(model, *train, optimizer=optimizer, loss_fn=loss_fn, batch_size=batch_size,
+                                 normalizer=normalizer, generator=generator, precision=precision, augment=augment,
+                                 scheduler=scheduler if per_batch_schedule else None, channels_last=channels_last,
+                                 on_batch=on_batch, desc=f"epoch {e + 1}/{epochs}", drop_last=drop_last,
+                                 lookahead=lookahead)
+        except DivergedError as err:
+            raise DivergedError(f"{err} of epoch {e + 1}", e + 1, err.step) from None
         if lookahead is not None and e + 1 == epochs:
             lookahead.finish()
         row = {"epoch": e + 1, "train_loss": tr["loss"], "train_accuracy": tr["accuracy"],
@@ -248,7 +228,7 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], val: tuple[t
         state.improved = _is_better(row[monitor], state.best_metric, monitor)
         if state.improved:
             state.best_metric, state.best_epoch = row[monitor], e + 1
-            state.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            state.best_state = {k: v.detach().clone() for k, v in base.state_dict().items()}
         for cb in callbacks:
             cb.on_epoch_end(state, row)
     for cb in callbacks:

@@ -1,47 +1,47 @@
-"""One training run end to end: data -> model -> fit -> test evaluation -> run folder."""
+"""One training run in clear steps: setup -> fit -> test -> outputs.
+
+`train_run` composes the steps for the usual case: claim the run folder (before any data
+loads), set up data and model, fit with checkpoints after every epoch, test, then write the
+outputs (predictions, report, metrics.json last, so a folder with metrics.json is a finished
+run). Callers that need more take the steps one by one: a sweep trial skips the report, a
+distributed launcher passes `wrap` (e.g. DistributedDataParallel) and `is_writer=False` on
+every rank but 0, boosting reuses the trained model in the returned `RunResult`.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
-import numpy as np
 import torch
+from torch import nn
 
-from .. import __version__
+from .. import __version__, runs
+from ..checkpoint import make_checkpoint, read_checkpoint
 from ..data.augment import build_augment
 from ..data.normalize import Normalization, to_float
 from ..data.sources import Dataset, load_dataset
-from ..data.splits import stratified_holdout, stratified_subset
-from ..errors import CheckpointError, ConfigError
+from ..data.splits import Split, split_training_set
+from ..errors import CheckpointError, ConfigError, FashionbenchError
 from ..evaluate.metrics import classification_metrics
+from ..inference import Predictor
 from ..models.registry import count_params, create_model, place_model
-from ..utils import (atomic_savez, atomic_write_json, machine_description, resolve_device, resolve_precision,
-                     seed_everything)
+from ..utils import machine_description, resolve_device, resolve_precision, seed_everything, set_threads
 from .callbacks import EarlyStopping, RunWriter
-from .checkpoint import make_checkpoint, read_checkpoint
 from .config import TrainConfig, validate
-from .engine import Lookahead, TrainState, evaluate, fit
+from .engine import DivergedError, Lookahead, LossFn, TrainState, evaluate, fit
 from .optim import build_loss, build_optimizer, build_scheduler, param_groups
 
 log = logging.getLogger("fashionbench.train")
 
-
-@dataclass
-class Split:
-    train_idx: np.ndarray
-    val_idx: np.ndarray
+OUTPUTS = ("predictions", "report", "metrics")  # metrics.json last: its presence marks a finished run
 
 
-def split_training_set(labels: torch.Tensor, cfg: TrainConfig) -> Split:
-    """Stratified data fraction first, then a stratified validation holdout from what is left."""
-    subset = stratified_subset(labels, cfg.data_fraction, cfg.seed)
-    tr, va = stratified_holdout(labels[subset], cfg.val_fraction, cfg.seed)
-    return Split(subset[tr], subset[va])
+class TrainingError(FashionbenchError):
+    """Training could not go on (for example the loss diverged)."""
 
 
 def default_run_dir(cfg: TrainConfig, root: str | Path = "runs") -> Path:
@@ -49,19 +49,13 @@ def default_run_dir(cfg: TrainConfig, root: str | Path = "runs") -> Path:
     return Path(root) / f"{cfg.recipe or cfg.model}-s{cfg.seed}-{stamp}"
 
 
-def _check_run_dir(run_dir: Path, overwrite: bool) -> None:
-    if run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
-        raise ConfigError(f"run folder {run_dir} already holds files; pass another --out, "
-                          f"--resume {run_dir} to continue it, or --overwrite to replace it")
-
-
-def freeze_features(model: torch.nn.Module) -> int:
+def freeze_features(model: nn.Module) -> int:
     """Train only the head: parameters under `model.head_prefixes`, else the last Linear layer's.
 
     Returns the number of parameters left trainable."""
     prefixes = getattr(model, "head_prefixes", None)
     if prefixes is None:
-        last = [name for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)][-1:]
+        last = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)][-1:]
         if not last:
             raise ConfigError("--freeze features needs a model with a Linear classifier head")
         prefixes = (last[0] + ".",)
@@ -70,7 +64,7 @@ def freeze_features(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
+def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
     """The model `cfg` names, with starting weights when it asks for them."""
     kwargs = dict(cfg.model_args)
     if cfg.pretrained:
@@ -83,24 +77,88 @@ def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
     return model
 
 
-def train_model(cfg: TrainConfig, run_dir: str | Path, *, dataset: Dataset | None = None, resume: bool = False,
-                overwrite: bool = False, split: Split | None = None, callbacks: Sequence = ()) -> dict:
-    """Train as `cfg` says, write the run folder and return the metrics dict.
+@dataclass
+class RunSetup:
+    """Everything `fit` needs, built from a config: data on the device, model, optimizer, schedule."""
 
-    `dataset` skips loading (callers that train many models pass it once); `split` replaces
-    the stratified fraction/holdout split (k-fold cross-validation passes its folds); extra
-    `callbacks` see every event (benchmarks use them to test after each epoch)."""
+    cfg: TrainConfig
+    dataset: Dataset
+    split: Split
+    device: torch.device
+    precision: str
+    normalizer: Normalization
+    model: nn.Module  # what checkpoints and hooks see
+    train_model: nn.Module  # what the loop calls: `model`, or a distributed wrapper around it
+    channels_last: bool
+    train: tuple[torch.Tensor, torch.Tensor]
+    val: tuple[torch.Tensor, torch.Tensor] | None
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    per_batch_schedule: bool
+    lookahead: Lookahead | None
+    loss_fn: LossFn
+    state: TrainState = field(default_factory=TrainState)
+
+    def checkpoint(self, state: TrainState, kind: str) -> dict:
+        """best.pt (the best epoch's weights) or last.pt (everything needed to resume)."""
+        weights = state.best_state if kind == "best" else self.model.state_dict()
+        extra = {}
+        if kind == "last":
+            extra = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                     "train_state": state.to_dict(),
+                     "lookahead": self.lookahead.state_dict() if self.lookahead is not None else None}
+        return make_checkpoint(model_name=self.cfg.model, model_args=self.cfg.model_args, state_dict=weights,
+                               class_names=self.dataset.class_names, normalization=self.normalizer,
+                               config=self.cfg.to_dict(), epoch=state.epoch if kind == "last" else state.best_epoch,
+                               **extra)
+
+
+@dataclass
+class RunResult:
+    """What a run produced: the trained model (in memory), its metrics, its state and test logits."""
+
+    config: TrainConfig
+    run_dir: Path | None
+    model: nn.Module
+    metrics: runs.RunMetrics
+    state: TrainState
+    test_logits: torch.Tensor
+    dataset: Dataset
+    split: Split
+    normalizer: Normalization
+    device: torch.device
+    precision: str
+
+    @property
+    def test_accuracy(self) -> float:
+        return float(self.metrics["test_accuracy"])
+
+    def predictor(self, tta: Sequence[str] | str | None = None, batch_size: int | None = None) -> Predictor:
+        """The trained model as a Predictor (the run's TTA and precision unless told otherwise)."""
+        return Predictor.from_model(self.model, self.normalizer, self.dataset.class_names, device=self.device,
+                                    precision=self.precision, tta=self.config.tta if tta is None else tta,
+                                    batch_size=batch_size or self.config.eval_batch_size,
+                                    info={"model": self.config.model, "epoch": self.state.epoch,
+                                          "config": self.config.to_dict(), "path": str(self.run_dir or "")})
+
+    def __repr__(self) -> str:
+        return (f"RunResult({self.config.recipe or self.config.model}: test accuracy "
+                f"{100 * self.test_accuracy:.2f}% after {self.state.epoch} epochs, run folder {self.run_dir})")
+
+
+def setup_run(cfg: TrainConfig, *, dataset: Dataset | None = None, split: Split | None = None,
+              wrap: Callable[[nn.Module], nn.Module] | None = None, data_init: bool = True) -> RunSetup:
+    """Load (or take) the data, split it, build and place the model, optimizer and schedule.
+
+    `wrap` receives the placed model and returns what the loop trains (a distributed wrapper);
+    `data_init=False` skips data-dependent initialisation (a resumed run loads its weights)."""
     validate(cfg)
-    run_dir = Path(run_dir)
-    if not resume:
-        _check_run_dir(run_dir, overwrite)
     device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    set_threads(cfg.threads)
     seed_everything(cfg.seed)
     ds = dataset or load_dataset(cfg.dataset, cfg.data_dir)
-    split = split or split_training_set(ds.train_labels, cfg)
+    split = split or split_training_set(ds.train_labels, cfg.data_fraction, cfg.val_fraction, cfg.seed)
     train_x, train_y = ds.train_images[split.train_idx].to(device), ds.train_labels[split.train_idx].to(device)
     val = None
     if len(split.val_idx):
@@ -108,104 +166,178 @@ def train_model(cfg: TrainConfig, run_dir: str | Path, *, dataset: Dataset | Non
     normalizer = Normalization.fit(cfg.normalize, ds.train_images[split.train_idx])
 
     model = build_model(cfg, ds.num_classes).to(device)
-    if hasattr(model, "init_from_data") and not resume:  # data-dependent init, e.g. patch whitening
+    if data_init and hasattr(model, "init_from_data"):  # data-dependent init, e.g. patch whitening
         model.init_from_data(normalizer(to_float(train_x[:5000])))
     model, channels_last = place_model(model, device)
     optimizer = build_optimizer(param_groups(model, cfg.lr, cfg.weight_decay, cfg.bias_lr_scale), cfg.optimizer,
                                 cfg.lr, cfg.momentum, cfg.nesterov, cfg.weight_decay)
     steps = len(train_x) // cfg.batch_size if cfg.drop_last else len(range(0, len(train_x), cfg.batch_size))
+    if steps < 1:
+        raise ConfigError(f"--batch-size {cfg.batch_size} with --drop-last leaves no batch of the {len(train_x)} "
+                          "training images; lower --batch-size or drop --drop-last")
     scheduler, per_batch = build_scheduler(optimizer, cfg.schedule, epochs=cfg.epochs, steps_per_epoch=steps,
                                            warmup_epochs=cfg.warmup_epochs, step_epochs=cfg.step_epochs,
                                            gamma=cfg.gamma, final_factor=cfg.final_lr_factor)
-    lookahead = Lookahead(model, cfg.epochs * steps, cfg.lookahead_every, cfg.lookahead_decay) if cfg.lookahead else None
-    loss_fn = build_loss(cfg.loss, cfg.label_smoothing)
-    state = TrainState()
-    if resume:
-        last = read_checkpoint(run_dir / "last.pt")
-        if "train_state" not in last:
-            raise CheckpointError(f"{run_dir / 'last.pt'} holds no resume state; start a new run instead")
-        model.load_state_dict(last["state_dict"])
-        optimizer.load_state_dict(last["optimizer"])
+    lookahead = Lookahead(model, cfg.epochs * steps, cfg.lookahead_every, cfg.lookahead_decay) if cfg.lookahead \
+        else None
+    return RunSetup(cfg, ds, split, device, precision, normalizer, model, wrap(model) if wrap else model,
+                    channels_last, (train_x, train_y), val, optimizer, scheduler, per_batch, lookahead,
+                    build_loss(cfg.loss, cfg.label_smoothing))
+
+
+def restore(s: RunSetup, run_dir: Path) -> None:
+    """Load the resume state of `run_dir/last.pt` into the setup (model, optimizer, schedule, state)."""
+    path = run_dir / runs.LAST
+    last = read_checkpoint(path)
+    if "train_state" not in last:
+        raise CheckpointError(f"{path} holds no resume state; start a new run instead")
+    if last.get("model") != s.cfg.model or dict(last.get("model_args", {})) != dict(s.cfg.model_args):
+        raise CheckpointError(f"{path} holds model {last.get('model')!r} {last.get('model_args')} but the run's "
+                              f"config.json trains {s.cfg.model!r} {s.cfg.model_args}: the checkpoint comes from "
+                              "another run; restore this run's last.pt or start it again with --overwrite")
+    try:
+        s.model.load_state_dict(last["state_dict"])
+        s.optimizer.load_state_dict(last["optimizer"])
         if last.get("scheduler") is not None:
-            scheduler.load_state_dict(last["scheduler"])
-        if lookahead is not None:
-            lookahead.load_state_dict(last["lookahead"])
-        state = TrainState.from_dict(last["train_state"])  # a run that stopped early stays stopped
-        if (run_dir / "best.pt").is_file():
-            state.best_state = read_checkpoint(run_dir / "best.pt")["state_dict"]
-        log.info("resuming %s after epoch %d of %d", run_dir, state.epoch, cfg.epochs)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(run_dir / "config.json", cfg.to_dict())
+            s.scheduler.load_state_dict(last["scheduler"])
+        if s.lookahead is not None:
+            s.lookahead.load_state_dict(last["lookahead"])
+        s.state = TrainState.from_dict(last["train_state"])  # a run that stopped early stays stopped
+    except (RuntimeError, KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path} does not fit this run's model or optimizer "
+                              f"({str(e).splitlines()[0][:160] if str(e) else type(e).__name__}); it comes from "
+                              "another run: start again with --overwrite") from None
+    if (run_dir / runs.BEST).is_file():
+        s.state.best_state = read_checkpoint(run_dir / runs.BEST)["state_dict"]
+    log.info("resuming %s after epoch %d of %d", run_dir, s.state.epoch, s.cfg.epochs)
 
-    def payload(st: TrainState, kind: str) -> dict:
-        weights = st.best_state if kind == "best" else model.state_dict()
-        extra = {}
-        if kind == "last":
-            extra = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                     "train_state": st.to_dict(),
-                     "lookahead": lookahead.state_dict() if lookahead is not None else None}
-        return make_checkpoint(model_name=cfg.model, model_args=cfg.model_args, state_dict=weights,
-                               class_names=ds.class_names, normalization=normalizer, config=cfg.to_dict(),
-                               epoch=st.epoch if kind == "last" else st.best_epoch, **extra)
 
-    callbacks = [RunWriter(run_dir, payload), *callbacks]
-    if cfg.early_stopping:
-        callbacks.insert(0, EarlyStopping(cfg.early_stopping))
-    state = fit(model, (train_x, train_y), val, epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer=optimizer,
-                loss_fn=loss_fn, normalizer=normalizer, seed=cfg.seed, precision=precision,
-                augment=build_augment(cfg.augment), scheduler=scheduler, per_batch_schedule=per_batch,
-                channels_last=channels_last, monitor=cfg.resolved_monitor, eval_batch_size=cfg.eval_batch_size,
-                callbacks=callbacks, state=state, drop_last=cfg.drop_last, lookahead=lookahead)
+def fit_run(s: RunSetup, *, run_dir: Path | None = None, callbacks: Sequence = ()) -> TrainState:
+    """Train; with `run_dir`, history and checkpoints are written after every epoch.
+
+    A diverging loss stops the run with a TrainingError; the last good checkpoint stays."""
+    cbs = list(callbacks)
+    if run_dir is not None:
+        cbs.insert(0, RunWriter(run_dir, s.checkpoint))
+    if s.cfg.early_stopping:
+        cbs.insert(0, EarlyStopping(s.cfg.early_stopping))
+    cfg = s.cfg
+    try:
+        state = fit(s.train_model, s.train, s.val, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                    optimizer=s.optimizer, loss_fn=s.loss_fn, normalizer=s.normalizer, seed=cfg.seed,
+                    precision=s.precision, augment=build_augment(cfg.augment), scheduler=s.scheduler,
+                    per_batch_schedule=s.per_batch_schedule, channels_last=s.channels_last,
+                    monitor=cfg.resolved_monitor, eval_batch_size=cfg.eval_batch_size, callbacks=cbs,
+                    state=s.state, drop_last=cfg.drop_last, lookahead=s.lookahead)
+    except DivergedError as e:
+        kept = ""
+        if run_dir is not None and (run_dir / runs.LAST).is_file():
+            kept = f"; the last good checkpoint (epoch {e.epoch - 1}) is {run_dir / runs.LAST}"
+        raise TrainingError(f"training diverged: {e} (lr {cfg.lr:g}); lower --lr or raise --warmup-epochs and "
+                            f"train again{kept}") from None
     if cfg.restore_best and state.best_state is not None:
-        model.load_state_dict(state.best_state)
+        s.model.load_state_dict(state.best_state)
+    return state
 
+
+def test_run(s: RunSetup, state: TrainState, run_dir: Path | None = None) -> RunResult:
+    """Evaluate the trained model on the test set; the result holds the metrics record."""
+    cfg, ds = s.cfg, s.dataset
     t0 = time.perf_counter()
-    test_x = ds.test_images.to(device)
-    ev = evaluate(model, test_x, ds.test_labels, normalizer=normalizer, batch_size=cfg.eval_batch_size,
-                  precision=precision, channels_last=channels_last, tta=cfg.tta)
-    test_seconds = time.perf_counter() - t0
-    metrics = {
+    ev = evaluate(s.model, ds.test_images.to(s.device), ds.test_labels, normalizer=s.normalizer,
+                  batch_size=cfg.eval_batch_size, precision=s.precision, channels_last=s.channels_last, tta=cfg.tta)
+    metrics: runs.RunMetrics = {
         "model": cfg.model,
         "recipe": cfg.recipe,
-        "params": count_params(model),
+        "params": count_params(s.model),
         "epochs": state.epoch,
         "best_epoch": state.best_epoch,
         "stopped_early": state.epoch < cfg.epochs,
         "train_seconds": round(state.train_seconds, 3),
-        "test_seconds": round(test_seconds, 3),
-        "train_size": len(train_x),
-        "val_size": 0 if val is None else len(val[0]),
-        "val_accuracy": state.history[-1]["val_accuracy"] if val is not None else None,
+        "test_seconds": round(time.perf_counter() - t0, 3),
+        "train_size": len(s.train[0]),
+        "val_size": 0 if s.val is None else len(s.val[0]),
+        "val_accuracy": state.history[-1]["val_accuracy"] if s.val is not None and state.history else None,
         "evaluated_weights": "best" if cfg.restore_best else "last",
         "tta": cfg.tta,
         **classification_metrics(ev["logits"], ds.test_labels.numpy(), ds.class_names),
         "class_names": ds.class_names,
         "seed": cfg.seed,
-        "device": str(device),
-        "precision": precision,
+        "device": str(s.device),
+        "precision": s.precision,
         "dataset": ds.name,
         "data_source": ds.source,
         "fashionbench_version": __version__,
         "torch_version": torch.__version__,
         "machine": machine_description(),
     }
-    # run outputs (issue 5): reports and extra artifacts hook in here
-    from ..evaluate.report import write_run_outputs
+    return RunResult(cfg, run_dir, s.model, metrics, state, ev["logits"], ds, s.split, s.normalizer, s.device,
+                     s.precision)
 
-    metrics.update(write_run_outputs(run_dir, model=model, dataset=ds, logits=ev["logits"], normalizer=normalizer,
-                                     precision=precision, channels_last=channels_last, train_idx=split.train_idx,
-                                     metrics=metrics))
-    atomic_savez(run_dir / "predictions.npz", logits=ev["logits"].numpy().astype(np.float32),
-                 labels=ds.test_labels.numpy().astype(np.int64))
-    atomic_write_json(run_dir / "metrics.json", metrics)
-    return metrics
+
+def write_outputs(result: RunResult, outputs: Sequence[str] = OUTPUTS) -> None:
+    """Write the chosen outputs into the run folder: 'predictions', 'report', 'metrics' (in that order)."""
+    unknown = set(outputs) - set(OUTPUTS)
+    if unknown:
+        raise ConfigError(f"unknown run outputs {', '.join(sorted(unknown))}; choose from {', '.join(OUTPUTS)}")
+    run_dir = result.run_dir
+    if run_dir is None:
+        return
+    labels = result.dataset.test_labels.numpy()
+    if "predictions" in outputs:
+        runs.write_predictions(run_dir, result.test_logits.numpy(), labels)
+    if "report" in outputs:
+        from ..evaluate.report import write_run_outputs
+
+        result.metrics.update(write_run_outputs(run_dir, predictor=result.predictor(tta=()), dataset=result.dataset,
+                                                logits=result.test_logits, train_idx=result.split.train_idx,
+                                                metrics=result.metrics))
+    if "metrics" in outputs:
+        runs.write_metrics(run_dir, result.metrics)
+
+
+def train_run(cfg: TrainConfig, run_dir: str | Path | None = None, *, dataset: Dataset | None = None,
+              split: Split | None = None, resume: bool = False, overwrite: bool = False, callbacks: Sequence = (),
+              outputs: Sequence[str] = OUTPUTS, wrap: Callable[[nn.Module], nn.Module] | None = None,
+              is_writer: bool = True) -> RunResult:
+    """Train as `cfg` says and return the RunResult; with `run_dir`, write the run folder.
+
+    `dataset` skips loading (callers that train many models pass it once); `split` replaces
+    the stratified fraction/holdout split (k-fold cross-validation passes its folds); extra
+    `callbacks` see every event; `outputs` picks what is written after the test; only a
+    writer (rank 0 of a distributed run) claims and writes the folder."""
+    validate(cfg)
+    run_dir = Path(run_dir) if run_dir is not None else None
+    writes = run_dir is not None and is_writer
+    folder = runs.claim_run_dir(run_dir, overwrite=overwrite, resume=resume) if writes else None
+    try:
+        s = setup_run(cfg, dataset=dataset, split=split, wrap=wrap, data_init=not resume)
+        if resume:
+            restore(s, run_dir)
+        if writes:
+            runs.write_config(run_dir, cfg.to_dict())
+        state = fit_run(s, run_dir=run_dir if writes else None, callbacks=callbacks)
+        result = test_run(s, state, run_dir if writes else None)
+        if writes:
+            write_outputs(result, outputs)
+        return result
+    finally:
+        if folder is not None:
+            folder.release()
 
 
 def load_run_config(run_dir: str | Path) -> TrainConfig:
-    path = Path(run_dir) / "config.json"
-    if not path.is_file():
-        raise CheckpointError(f"{run_dir} is not a run folder (no config.json); pass the folder `train` wrote")
+    """The config a run folder was trained with (what `--resume` continues)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / runs.CONFIG).is_file():
+        raise CheckpointError(f"{run_dir} is not a run folder (no {runs.CONFIG}); pass the folder `train` wrote")
+    values = runs.read_json(run_dir / runs.CONFIG)
     try:
-        return TrainConfig.from_dict(json.loads(path.read_text()))
-    except (json.JSONDecodeError, TypeError) as e:
-        raise CheckpointError(f"{path} is corrupt ({e}); the run cannot be resumed, start a new one") from None
+        return TrainConfig.from_dict(values)
+    except ConfigError as e:
+        raise CheckpointError(f"{run_dir / runs.CONFIG} is corrupt ({e}); the run cannot be resumed, start a new "
+                              "one") from None
+
+
+__all__ = ["OUTPUTS", "RunResult", "RunSetup", "TrainingError", "build_model", "default_run_dir", "fit_run",
+           "freeze_features", "load_run_config", "restore", "setup_run", "test_run", "train_run", "write_outputs"]

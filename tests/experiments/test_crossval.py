@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from fashionbench.train.config import TrainConfig
-from fashionbench.train.crossval import cross_validate, format_cv, kfold_splits
+from fashionbench.experiments.crossval import cross_validate, format_cv, kfold_splits
 
 
 def test_folds_partition_and_are_stratified():

@@ -15,15 +15,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.normalize import Normalization
+from .. import runs
 from ..data.sources import Dataset, load_dataset
+from ..data.splits import Split, split_training_set
 from ..models.ensemble import combine_outputs
-from ..models.registry import place_model
-from ..utils import atomic_write_json, resolve_device, resolve_precision
-from .checkpoint import load_checkpoint
-from .config import TrainConfig, validate
-from .engine import predict
-from .run import Split, split_training_set, train_model
+from ..train.config import TrainConfig, validate
+from ..train.run import train_run
+from ..utils import atomic_write_json
 
 log = logging.getLogger("fashionbench.boost")
 
@@ -57,40 +55,32 @@ def _ensure_min(positions: np.ndarray, pool: int, minimum: int, rng: np.random.G
     return np.sort(np.concatenate([positions, extra])), len(extra)
 
 
-def _run_logits(run_dir: Path, cfg: TrainConfig, images: torch.Tensor) -> torch.Tensor:
-    """Logits of the weights train_model evaluated (best if restore_best, else last)."""
-    model, ckpt = load_checkpoint(run_dir / ("best.pt" if cfg.restore_best else "last.pt"))
-    device = resolve_device(cfg.device)
-    precision = resolve_precision(cfg.precision, device)
-    model, cl = place_model(model, device)
-    return predict(model, images.to(device), normalizer=Normalization.from_dict(ckpt["normalization"]),
-                   batch_size=cfg.eval_batch_size, precision=precision, channels_last=cl)
-
-
 def boost(cfg: TrainConfig, run_dir: str | Path, *, dataset: Dataset | None = None, combine: str = "softmax",
           overwrite: bool = False, split: Split | None = None) -> dict:
     """Train the three nets and return (and write as boost.json) each net's and the ensemble's accuracy."""
     validate(cfg)
     run_dir = Path(run_dir)
     ds = dataset or load_dataset(cfg.dataset, cfg.data_dir)
-    split = split or split_training_set(ds.train_labels, cfg)
+    split = split or split_training_set(ds.train_labels, cfg.data_fraction, cfg.val_fraction, cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     train_idx = np.asarray(split.train_idx)
     train_images = ds.train_images[train_idx]
     train_labels = ds.train_labels[train_idx].numpy()
     min_size = min(len(train_idx), max(2 * cfg.batch_size, 20))
     t0 = time.perf_counter()
-    nets, subsets, topped = [], [], []
+    nets, subsets, topped, test_logits = [], [], [], []
 
     def train_net(k: int, positions: np.ndarray) -> tuple[dict, np.ndarray]:
         sub = Split(train_idx[positions], split.val_idx)
-        m = train_model(cfg.replace(seed=cfg.seed + k - 1), run_dir / f"net{k}", dataset=ds, split=sub,
-                        overwrite=overwrite)
-        pred = _run_logits(run_dir / f"net{k}", cfg, train_images).argmax(1).numpy()
-        nets.append(m)
+        r = train_run(cfg.replace(seed=cfg.seed + k - 1), run_dir / f"net{k}", dataset=ds, split=sub,
+                      overwrite=overwrite)
+        # the trained net in memory, without TTA: what filtering by "right or wrong" means
+        pred = r.predictor(tta=()).predict_logits(train_images).argmax(1).numpy()
+        nets.append(r.metrics)
+        test_logits.append(r.test_logits)
         subsets.append(len(positions))
-        log.info("net %d: %d training patterns, test accuracy %.4f", k, len(positions), m["test_accuracy"])
-        return m, pred
+        log.info("net %d: %d training patterns, test accuracy %.4f", k, len(positions), r.test_accuracy)
+        return r.metrics, pred
 
     _, pred1 = train_net(1, np.arange(len(train_idx)))
     pos2, extra2 = _ensure_min(select_net2(pred1 == train_labels, rng), len(train_idx), min_size, rng)
@@ -101,7 +91,6 @@ def boost(cfg: TrainConfig, run_dir: str | Path, *, dataset: Dataset | None = No
     topped.append(extra3)
     train_net(3, pos3)
 
-    test_logits = [torch.from_numpy(np.load(run_dir / f"net{k}" / "predictions.npz")["logits"]) for k in (1, 2, 3)]
     y = ds.test_labels
     combined = combine_outputs(test_logits, combine)
     ens_acc = (combined.argmax(1) == y).float().mean().item()
@@ -118,7 +107,7 @@ def boost(cfg: TrainConfig, run_dir: str | Path, *, dataset: Dataset | None = No
         "wall_seconds": round(time.perf_counter() - t0, 3),
         "seed": cfg.seed,
     }
-    atomic_write_json(run_dir / "boost.json", result)
+    atomic_write_json(run_dir / runs.BOOST_SUMMARY, result)
     return result
 
 

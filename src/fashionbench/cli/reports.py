@@ -1,27 +1,26 @@
-"""`fashionbench report RUN` and `fashionbench compare RUN...`, registered by cli.build_parser()."""
+"""report, compare."""
 
 from __future__ import annotations
 
 import argparse
 import time
 
+from .. import api
+from . import options
+
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import rebuild_report
-
     t0 = time.perf_counter()
-    path = rebuild_report(args.run, recompute=args.recompute, data_dir=args.data_dir, dataset_name=args.dataset,
-                          device=args.device)
+    path = api.report(args.run, recompute=args.recompute, dataset=args.dataset, data_dir=args.data_dir,
+                      device=args.device, precision=args.precision, threads=args.threads)
     print(f"report: {path} ({time.perf_counter() - t0:.1f} s)")
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import write_comparison
-
-    html_path, md_path, md = write_comparison(args.runs, args.out, overwrite=args.overwrite)
-    print(md)
-    print(f"comparison: {html_path} and {md_path}")
+    out = api.compare(args.runs, args.out, overwrite=args.overwrite)
+    print(out["markdown"])
+    print(f"comparison: {out['html']} and {out['markdown_path']}")
     return 0
 
 
@@ -33,7 +32,10 @@ def add_parsers(sub) -> None:
     r.add_argument("--dataset", choices=["fashion-mnist", "mnist-format"], default=None,
                    help="dataset for --recompute (default: the run's)")
     r.add_argument("--data-dir", default=None, help="data folder for --recompute (default: the run's)")
-    r.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    r.add_argument("--device", choices=options.DEVICES, default="auto")
+    r.add_argument("--precision", choices=options.PRECISIONS, default=None,
+                   help="for --recompute (default: what the run used)")
+    r.add_argument("--threads", type=int, help="CPU threads for torch (default one per core)")
     r.set_defaults(func=cmd_report)
 
     c = sub.add_parser("compare", help="compare runs: accuracy with intervals, seeds grouped, McNemar vs best; "

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from fashionbench.train.boosting import _ensure_min, boost, format_boost, select_net2, select_net3
+from fashionbench.experiments.boosting import _ensure_min, boost, format_boost, select_net2, select_net3
 from fashionbench.train.config import TrainConfig
 
 

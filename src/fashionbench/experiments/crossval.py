@@ -9,17 +9,18 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import runs
 from ..data.sources import Dataset, load_dataset
-from ..data.splits import stratified_kfold, stratified_subset
+from ..data.splits import Split, stratified_kfold, stratified_subset
+from ..train.config import TrainConfig, validate
+from ..train.run import train_run
 from ..utils import atomic_write_json
-from .config import TrainConfig, validate
-from .run import Split, train_model
 
 log = logging.getLogger("fashionbench.cv")
 
 
 def kfold_splits(labels, folds: int, seed: int, data_fraction: float = 1.0) -> list[Split]:
-    """Stratified folds over (a stratified fraction of) the training set, as train_model splits."""
+    """Stratified folds over (a stratified fraction of) the training set, as train_run takes them."""
     subset = stratified_subset(labels, data_fraction, seed)
     sub_labels = labels[subset]
     return [Split(subset[tr], subset[va]) for tr, va in stratified_kfold(sub_labels, folds, seed)]
@@ -35,7 +36,7 @@ def cross_validate(cfg: TrainConfig, run_dir: str | Path, folds: int, *, dataset
     t0 = time.perf_counter()
     rows = []
     for k, split in enumerate(kfold_splits(ds.train_labels, folds, cfg.seed, cfg.data_fraction), start=1):
-        m = train_model(cfg, run_dir / f"fold{k}", dataset=ds, split=split, overwrite=overwrite)
+        m = train_run(cfg, run_dir / f"fold{k}", dataset=ds, split=split, overwrite=overwrite).metrics
         rows.append({"fold": k, "train_size": len(split.train_idx), "val_size": len(split.val_idx),
                      "val_accuracy": m["val_accuracy"], "test_accuracy": m["test_accuracy"],
                      "train_seconds": m["train_seconds"], "run_dir": str(run_dir / f"fold{k}")})
@@ -55,7 +56,7 @@ def cross_validate(cfg: TrainConfig, run_dir: str | Path, folds: int, *, dataset
         "wall_seconds": round(time.perf_counter() - t0, 3),
         "seed": cfg.seed,
     }
-    atomic_write_json(run_dir / "cv.json", result)
+    atomic_write_json(run_dir / runs.CV_SUMMARY, result)
     return result
 
 

@@ -9,9 +9,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..data.normalize import Normalization
-from ..errors import CheckpointError, FashionbenchError
-from ..models.registry import create_model
+from .data.normalize import Normalization
+from .errors import CheckpointError, FashionbenchError
+from .models.registry import create_model
+from .runs import BEST, LAST
 
 FORMAT = "fashionbench-checkpoint"
 VERSION = 1
@@ -30,7 +31,7 @@ def read_checkpoint(path: str | Path) -> dict:
     """Load a checkpoint dict with a clear error for anything that is not one of ours."""
     path = Path(path)
     if path.is_dir():
-        for name in ("best.pt", "last.pt"):
+        for name in (BEST, LAST):
             if (path / name).is_file():
                 path = path / name
                 break
@@ -38,15 +39,20 @@ def read_checkpoint(path: str | Path) -> dict:
             raise CheckpointError(f"{path} holds no best.pt or last.pt; pass a checkpoint file or a run folder")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} not found; pass a .pt file written by `fashionbench train`")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path} is empty (0 bytes): the write that made it was cut short; train again or "
+                              "pass another file")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path} could not be read as a checkpoint ({str(e).splitlines()[0][:120]}); "
-                              "it is truncated or not a fashionbench checkpoint: train again or pass another file") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError, ValueError,
+            AttributeError, KeyError, IndexError, TypeError) as e:
+        why = (str(e).splitlines() or [type(e).__name__])[0][:120]
+        raise CheckpointError(f"{path} could not be read as a checkpoint ({why}); it is truncated or not a "
+                              "fashionbench checkpoint: train again or pass another file") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "state_dict" not in ckpt:
         raise CheckpointError(f"{path} is not a fashionbench checkpoint (no '{FORMAT}' marker); "
                               "pass a best.pt or last.pt written by `fashionbench train`")
-    if ckpt.get("version", 0) > VERSION:
+    if not isinstance(ckpt.get("version", 0), int) or ckpt.get("version", 0) > VERSION:
         raise CheckpointError(f"{path} was written by a newer fashionbench (format {ckpt['version']}); upgrade")
     ckpt["path"] = str(path)
     return ckpt
@@ -66,8 +72,8 @@ def build_from_checkpoint(ckpt: dict, expect_model: str | None = None) -> nn.Mod
         raise CheckpointError(f"{ckpt.get('path', 'checkpoint')}: {e}") from None
     try:
         model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as e:
-        first = str(e).split("\n\t")[1:3]
+    except (RuntimeError, KeyError, TypeError, ValueError) as e:
+        first = str(e).split("\n\t")[1:3] or [str(e)]
         raise CheckpointError(f"{ckpt.get('path', 'checkpoint')}: its weights do not fit model {name!r} "
                               f"({'; '.join(first)[:200]}); the file was edited or comes from another model") from None
     return model

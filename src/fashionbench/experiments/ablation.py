@@ -18,8 +18,10 @@ from pathlib import Path
 
 from ..data.sources import Dataset, load_dataset
 from ..errors import ConfigError
+from .. import runs
+from ..train.config import TrainConfig, validate
+from ..train.run import train_run
 from ..utils import atomic_write_json
-from .config import TrainConfig, validate
 
 log = logging.getLogger("fashionbench.ablate")
 
@@ -128,9 +130,7 @@ def run_cells(base: TrainConfig, variations: list[Variation], run_dir: Path, *, 
               dataset: Dataset | None = None, overwrite: bool = False, train_fn=None,
               include_baseline: bool = True) -> dict[str, dict]:
     """Train the baseline (unless include_baseline is False) and each variation over `seeds` seeds; {name: {accs, seconds, config}}."""
-    from .run import train_model
-
-    train_fn = train_fn or train_model
+    train_fn = train_fn or (lambda *a, **kw: train_run(*a, **kw).metrics)
     ds = dataset or load_dataset(base.dataset, base.data_dir)
     out: dict[str, dict] = {}
     for v in [Variation("baseline", {})] * include_baseline + list(variations):
@@ -171,7 +171,7 @@ def ablate(base: TrainConfig, variations: list[Variation], run_dir: str | Path, 
         rows = delta_rows({k: v["accs"] for k, v in cells.items()})
     result = {"baseline": base.to_dict(), "seeds": seeds, "combine_rule": combine_rule, "helped": helped,
               "combined_change": combined_change, "cells": cells, "rows": rows}
-    atomic_write_json(run_dir / "ablation.json", result)
+    atomic_write_json(run_dir / runs.ABLATION_SUMMARY, result)
     return result
 
 

@@ -1,0 +1,172 @@
+"""The public Python API: what `import fashionbench` offers a notebook, and what the CLI calls.
+
+    import fashionbench as fb
+    run = fb.train(recipe="fast-60s", epochs=4)          # a RunResult: model, metrics, state
+    clf = fb.load(run.run_dir)                           # a Predictor
+    clf.predict(fb.datasets.load().test_images[:8])      # top-3 classes with probabilities
+
+Every function takes explicit arguments and returns a value; printing is the CLI's business.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from .data.sources import Dataset, load_dataset
+from .errors import ConfigError
+from .inference import Predictor
+from .train.config import TrainConfig, resolve_config
+from .train.run import OUTPUTS, RunResult, default_run_dir, load_run_config, train_run
+from .utils import set_threads
+
+
+def make_config(model: str | None = None, *, recipe: str | None = None, config: str | Path | Mapping | None = None,
+           **overrides) -> TrainConfig:
+    """A checked TrainConfig: defaults < recipe < config file (or dict) < keyword overrides."""
+    if model is not None:
+        overrides["model"] = model
+    return resolve_config(recipe=recipe, config=config, overrides=overrides)
+
+
+def train(model: str | None = None, *, recipe: str | None = None, config: str | Path | Mapping | None = None,
+          out: str | Path | None = None, save: bool = True, overwrite: bool = False, data: Dataset | None = None,
+          report: bool = True, callbacks: Sequence = (), **overrides) -> RunResult:
+    """Train a model and return its RunResult (the trained model, metrics, state, test logits).
+
+    `model`/`recipe`/`config` and keyword overrides (any TrainConfig field: epochs=3, lr=0.1,
+    augment="flip", model_args={...}) make the config; `out` is the run folder (default
+    runs/<recipe or model>-s<seed>-<time>; `save=False` writes nothing); `data` passes an
+    already loaded Dataset; `report=False` skips the HTML report and its t-SNE."""
+    cfg = make_config(model, recipe=recipe, config=config, **overrides)
+    run_dir = None if not save else Path(out) if out is not None else default_run_dir(cfg)
+    outputs = OUTPUTS if report else tuple(o for o in OUTPUTS if o != "report")
+    return train_run(cfg, run_dir, dataset=data, overwrite=overwrite, callbacks=callbacks, outputs=outputs)
+
+
+def resume(run_dir: str | Path, *, device: str | None = None, threads: int | None = None,
+           data: Dataset | None = None) -> RunResult:
+    """Continue an interrupted run from its last.pt, with its own saved config."""
+    cfg = load_run_config(run_dir)
+    changes = {k: v for k, v in {"device": device, "threads": threads}.items() if v is not None}
+    return train_run(cfg.replace(**changes), run_dir, dataset=data, resume=True)
+
+
+def load(path: str | Path, *, device: str = "auto", precision: str = "auto", tta: Sequence[str] | str | None = None,
+         batch_size: int = 1000) -> Predictor:
+    """A Predictor from a checkpoint (best.pt / last.pt) or a run folder."""
+    return Predictor.from_checkpoint(path, device=device, precision=precision, tta=tta, batch_size=batch_size)
+
+
+def evaluate(checkpoint: str | Path, *, data: Dataset | None = None, dataset: str | None = None,
+             data_dir: str | None = None, device: str = "auto", precision: str = "auto",
+             tta: Sequence[str] | str | None = None, batch_size: int = 1000, threads: int | None = None,
+             expect_model: str | None = None) -> dict:
+    """Test-set metrics of a checkpoint: accuracy, loss, per-class accuracy (plus its model and path)."""
+    from .evaluate.metrics import classification_metrics
+
+    set_threads(threads)
+    predictor = Predictor.from_checkpoint(checkpoint, device=device, precision=precision, tta=tta,
+                                          batch_size=batch_size, expect_model=expect_model)
+    cfg = predictor.info.get("config") or {}
+    ds = data or load_dataset(dataset or cfg.get("dataset", "fashion-mnist"), data_dir or cfg.get("data_dir"))
+    if ds.num_classes != predictor.num_classes:
+        raise ConfigError(f"the checkpoint has {predictor.num_classes} classes but the dataset has "
+                          f"{ds.num_classes}; evaluate it on the dataset it was trained on")
+    m = classification_metrics(predictor.predict_logits(ds.test_images), ds.test_labels.numpy(),
+                               predictor.class_names)
+    return {"checkpoint": predictor.info["path"], "model": predictor.info["model"],
+            "epoch": predictor.info.get("epoch"), "tta": predictor.tta, "images": len(ds.test_labels), **m}
+
+
+def _study_dir(out: str | Path | None, name: str) -> Path:
+    return Path(out) if out else Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def cross_validate(folds: int = 3, model: str | None = None, *, recipe: str | None = None, config=None,
+                   out: str | Path | None = None, overwrite: bool = False, data: Dataset | None = None,
+                   **overrides) -> dict:
+    """Stratified k-fold cross-validation (study 003); one run folder per fold, cv.json beside them."""
+    from .experiments.crossval import cross_validate as run
+
+    cfg = make_config(model, recipe=recipe, config=config, **overrides)
+    out = _study_dir(out, f"cv-{cfg.model}")
+    return {**run(cfg, out, folds, dataset=data, overwrite=overwrite), "out": str(out)}
+
+
+def boost(model: str | None = None, *, recipe: str | None = None, config=None, combine: str = "softmax",
+          out: str | Path | None = None, overwrite: bool = False, data: Dataset | None = None, **overrides) -> dict:
+    """Three boosted nets whose outputs are added (study 000, Drucker et al. 1993)."""
+    from .experiments.boosting import boost as run
+
+    cfg = make_config(model, recipe=recipe, config=config, **overrides)
+    out = _study_dir(out, f"boost-{cfg.model}")
+    return {**run(cfg, out, dataset=data, combine=combine, overwrite=overwrite), "out": str(out)}
+
+
+def ablate(variations: Sequence[str] = (), model: str | None = None, *, spec: str | Path | None = None,
+           recipe: str | None = None, config=None, seeds: int = 1, combine: bool = True,
+           combine_rule: str = "positive", out: str | Path | None = None, overwrite: bool = False,
+           data: Dataset | None = None, **overrides) -> dict:
+    """Baseline + one-change-at-a-time variations ('NAME:key=value,...' or a spec file) + their combination."""
+    from .experiments.ablation import ablate as run
+    from .experiments.ablation import load_spec, parse_variation
+
+    base, spec_vars = load_spec(spec) if spec else ({}, [])
+    if model is not None:
+        overrides["model"] = model
+    cfg = resolve_config(recipe=recipe, base=base, config=config, overrides=overrides)
+    vs = spec_vars + [parse_variation(v) if isinstance(v, str) else v for v in variations]
+    if not vs:
+        raise ConfigError("ablate needs variations: --vary NAME:KEY=VALUE[,KEY=VALUE] (repeatable) or --spec FILE")
+    out = _study_dir(out, f"ablate-{cfg.model}")
+    return {**run(cfg, vs, out, seeds=seeds, dataset=data, combine=combine, combine_rule=combine_rule,
+                  overwrite=overwrite), "out": str(out)}
+
+
+def reproduce(name: str, *, seeds: int = 1, rows: Sequence[str] | None = None, epochs_scale: float = 1.0,
+              data_scale: float = 1.0, weights: Mapping[str, str] | None = None, out: str | Path | None = None,
+              data_dir: str | None = None, data: Dataset | None = None, device: str | None = None,
+              precision: str | None = None, threads: int | None = None) -> dict:
+    """Run a seed study's table; writes paper_vs_ours.{md,csv,json} and returns the report."""
+    from .experiments.runner import Shrink, run_table
+
+    if threads is not None and threads < 1:
+        raise ConfigError(f"--threads must be at least 1, got {threads}")
+    overrides = {k: v for k, v in {"device": device, "precision": precision, "threads": threads}.items()
+                 if v is not None}
+    out = Path(out) if out else Path("runs") / "reproduce" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    report = run_table(name, out, seeds=seeds, shrink=Shrink(epochs_scale, data_scale), rows=list(rows or []) or None,
+                       weights=dict(weights or {}), overrides=overrides, data_dir=data_dir, dataset=data)
+    return {**report, "out": str(out)}
+
+
+def report(run_dir: str | Path, *, recompute: bool = False, dataset: str | None = None, data_dir: str | None = None,
+           device: str = "auto", precision: str | None = None, threads: int | None = None) -> Path:
+    """Rebuild report.html (and figures/) of a run folder; returns the report's path."""
+    from .evaluate.report import rebuild_report
+
+    set_threads(threads)
+    return rebuild_report(run_dir, recompute=recompute, data_dir=data_dir, dataset_name=dataset, device=device,
+                          precision=precision)
+
+
+def compare(run_dirs: Sequence[str | Path], out: str | Path = ".", *, overwrite: bool = False) -> dict:
+    """Compare runs; writes compare.html and compare.md into `out`; returns their paths and the Markdown."""
+    from .evaluate.compare import write_comparison
+
+    html_path, md_path, md = write_comparison(list(run_dirs), out, overwrite=overwrite)
+    return {"html": html_path, "markdown_path": md_path, "markdown": md}
+
+
+def list_models() -> list[str]:
+    from .models.registry import list_models as names
+
+    return names()
+
+
+def list_recipes() -> dict[str, str]:
+    from .train.recipes import RECIPES
+
+    return {name: r["description"] for name, r in RECIPES.items()}

@@ -1,0 +1,61 @@
+"""Command-line interface: parse, call the Python API (fashionbench.api), print.
+
+`fashionbench train | evaluate | models | recipes | data | cv | boost | ablate | reproduce |
+epochs-table | report | compare`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .. import __version__
+from ..errors import FashionbenchError
+from . import commands, reports, studies
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fashionbench", description="Train, compare and explain Fashion-MNIST "
+                                "classifiers.")
+    p.add_argument("--version", action="version", version=f"fashionbench {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parsers(sub)  # train, evaluate, models, recipes, data
+    studies.add_parsers(sub)  # cv, boost, ablate, reproduce, epochs-table
+    reports.add_parsers(sub)  # report, compare
+    return p
+
+
+def _os_error_line(e: OSError) -> str:
+    from ..runs import is_disk_full
+
+    where = f" writing {e.filename}" if e.filename else ""
+    if is_disk_full(e):
+        return (f"the disk is full{where}; free some space, then continue the run with `fashionbench train "
+                "--resume RUN_DIR` (or start it again with --overwrite)")
+    return f"{e.strerror or e}{where or ''}; check the path and its permissions"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except FashionbenchError as e:
+        print(f"fashionbench: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except OSError as e:  # the environment (disk, permissions), not a bug: one line, not a traceback
+        if args.verbose:
+            raise
+        print(f"fashionbench: error: {_os_error_line(e)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fashionbench: interrupted; a run can be continued with `fashionbench train --resume RUN_DIR`",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

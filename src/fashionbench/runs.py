@@ -1,0 +1,434 @@
+"""The run folder: its file names, the typed metrics record, claiming, clearing, writing and reading.
+
+Every layer that touches a run folder goes through here: training writes it, the report and
+`compare` read it back, the study protocols list it. A folder is claimed with an exclusive lock
+file before any data loads, so two runs can never mix their files in one folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import io
+import json
+import logging
+import math
+import os
+import shutil
+import socket
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypedDict
+
+import numpy as np
+
+from .errors import CheckpointError, ConfigError
+from .utils import atomic_savez, atomic_torch_save, atomic_write_json, atomic_write_text
+
+log = logging.getLogger("fashionbench.runs")
+
+CONFIG = "config.json"
+METRICS = "metrics.json"
+HISTORY = "history.csv"
+BATCHES = "batches.csv"
+BEST = "best.pt"
+LAST = "last.pt"
+PREDICTIONS = "predictions.npz"
+ARTIFACTS = "artifacts.npz"
+REPORT = "report.html"
+FIGURES = "figures"
+LOCK = ".lock"
+VALIDATION_NOTE = "validation.json"  # beside a run whose validation set is the test set (study tables)
+# The summaries a study folder holds beside its run folders.
+CV_SUMMARY = "cv.json"
+BOOST_SUMMARY = "boost.json"
+ABLATION_SUMMARY = "ablation.json"
+# Everything a training run writes (and so everything --overwrite clears, and nothing else).
+RUN_OUTPUTS = (CONFIG, METRICS, HISTORY, BATCHES, BEST, LAST, PREDICTIONS, ARTIFACTS, REPORT, FIGURES,
+               VALIDATION_NOTE)
+
+HISTORY_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds", "elapsed"]
+BATCH_COLUMNS = ["epoch", "step", "batch", "loss", "lr"]
+
+METRICS_VERSION = 1
+STALE_TEMP_SECONDS = 3600
+
+
+class RunMetrics(TypedDict, total=False):
+    """metrics.json: what training measured. The report adds the detailed test metrics
+    (per_class, reliability, ece, test_accuracy_ci95, most_confused, top_losses, ...)."""
+
+    metrics_version: int
+    model: str
+    recipe: str | None
+    params: int
+    epochs: int
+    best_epoch: int
+    stopped_early: bool
+    train_seconds: float
+    test_seconds: float
+    train_size: int
+    val_size: int
+    val_accuracy: float | None
+    evaluated_weights: str  # 'best' or 'last'
+    tta: list[str]
+    test_accuracy: float
+    test_loss: float
+    per_class_accuracy: dict[str, float]
+    class_names: list[str]
+    seed: int
+    device: str
+    precision: str
+    dataset: str
+    data_source: str
+    fashionbench_version: str
+    torch_version: str
+    machine: str
+    report_seconds: float
+    tsne_seconds: float
+    embedding_layer: str
+
+
+REQUIRED_METRICS = {"model": str, "test_accuracy": (int, float)}
+
+
+def validate_metrics(metrics: dict, path: Path) -> RunMetrics:
+    for key, kind in REQUIRED_METRICS.items():
+        if key not in metrics:
+            raise _corrupt(path, f"no {key!r} entry")
+        if not isinstance(metrics[key], kind) or isinstance(metrics[key], bool):
+            raise _corrupt(path, f"{key!r} is {type(metrics[key]).__name__}, not {getattr(kind, '__name__', 'a number')}")
+    if metrics.get("metrics_version", 1) > METRICS_VERSION:
+        raise CheckpointError(f"{path} was written by a newer fashionbench (metrics version "
+                              f"{metrics['metrics_version']}); upgrade fashionbench to read it")
+    return metrics  # type: ignore[return-value]
+
+
+# ----------------------------------------------------------------------------- claiming a folder
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: Path, max_age_s: float = STALE_TEMP_SECONDS) -> list[Path]:
+    """Delete the `.NAME.XXXX.tmp` files an interrupted atomic write left (older than max_age_s)."""
+    removed = []
+    now = time.time()
+    for tmp in Path(folder).glob(".*.tmp"):
+        try:
+            if now - tmp.stat().st_mtime >= max_age_s and tmp.is_file():
+                tmp.unlink()
+                removed.append(tmp)
+        except OSError:
+            continue
+    if removed:
+        log.info("removed %d stale temporary file(s) in %s", len(removed), folder)
+    return removed
+
+
+@dataclass
+class RunFolder:
+    """A claimed run folder. Release with `release()` (or use as a context manager)."""
+
+    path: Path
+    lock: Path | None = None
+    created: bool = False  # the claim made the folder: an unused one is removed again
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.unlink(missing_ok=True)
+            self.lock = None
+            if self.created:
+                try:
+                    self.path.rmdir()  # only succeeds when the run wrote nothing (e.g. the data failed)
+                except OSError:
+                    pass
+
+    def __enter__(self) -> "RunFolder":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _take_lock(run_dir: Path) -> Path:
+    lock = run_dir / LOCK
+    me = f"{os.getpid()} {socket.gethostname()} {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
+    for _ in range(3):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                pid_text, host, *when = lock.read_text().split()
+                pid = int(pid_text)
+            except (OSError, ValueError):
+                pid, host, when = -1, "", []
+            if host == socket.gethostname() and pid > 0 and not _pid_alive(pid):
+                log.warning("taking over %s: the run that held it (process %d) is gone", run_dir, pid)
+                lock.unlink(missing_ok=True)
+                continue
+            if pid < 0 and time.time() - lock.stat().st_mtime < 5:  # being written right now
+                time.sleep(0.2)
+                continue
+            who = f"process {pid} on {host}" if pid > 0 else "another process"
+            raise ConfigError(f"run folder {run_dir} is in use by {who} (since {' '.join(when) or '?'}); wait "
+                              f"for it to finish or pass another --out (delete {lock} if that process is gone)")
+        with os.fdopen(fd, "w") as f:
+            f.write(me)
+        return lock
+    raise ConfigError(f"could not lock run folder {run_dir}; delete {lock} if no run uses it")
+
+
+def describe_contents(run_dir: Path) -> str:
+    """What an occupied folder holds, and the way out for each case."""
+    if (run_dir / METRICS).is_file():
+        return (f"run folder {run_dir} already holds a finished run; pass another --out, or --overwrite to "
+                "replace it")
+    if (run_dir / LAST).is_file():
+        return (f"run folder {run_dir} holds an unfinished run; continue it with `fashionbench train --resume "
+                f"{run_dir}`, pass another --out, or --overwrite to start it again")
+    if (run_dir / CONFIG).is_file():
+        return (f"run folder {run_dir} holds a run that stopped before its first checkpoint, so it cannot be "
+                "resumed; pass --overwrite to start it again, or another --out")
+    return f"folder {run_dir} already holds other files; pass another --out (--overwrite clears only run files)"
+
+
+def claim_run_dir(run_dir: str | Path, *, overwrite: bool = False, resume: bool = False) -> RunFolder:
+    """Lock `run_dir` for this run before any data loads, and check what it holds.
+
+    A new run needs an empty folder (or --overwrite, which clears the run's files and only
+    those); a resumed one needs its last.pt. Stale temporaries of crashed writes are removed."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--out {run_dir} is a file, not a folder; pass a folder path for the run")
+    created = not run_dir.exists()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot create run folder {run_dir} ({e.strerror}); pass another --out") from None
+    lock = _take_lock(run_dir)
+    folder = RunFolder(run_dir, lock, created)
+    try:
+        remove_stale_temporaries(run_dir, max_age_s=0)  # we hold the lock: no write of ours is in flight
+        if resume:
+            if not (run_dir / LAST).is_file():
+                raise CheckpointError(f"{run_dir} has no {LAST} to resume from (the run stopped before its first "
+                                      "epoch ended); start it again with the same options and --overwrite")
+        elif overwrite:
+            clear_run_outputs(run_dir)
+        elif any(p.name != LOCK for p in run_dir.iterdir()):
+            raise ConfigError(describe_contents(run_dir))
+    except BaseException:
+        folder.release()
+        raise
+    return folder
+
+
+def clear_run_outputs(run_dir: Path) -> list[str]:
+    """Delete what a training run writes (report, figures and artifacts included), nothing else."""
+    removed = []
+    for name in RUN_OUTPUTS:
+        p = run_dir / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+        else:
+            continue
+        removed.append(name)
+    return removed
+
+
+# ----------------------------------------------------------------------------- writing
+
+def csv_text(rows: list[dict], columns: list[str]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def write_config(run_dir: Path, config: dict) -> None:
+    atomic_write_json(run_dir / CONFIG, config)
+
+
+def write_metrics(run_dir: Path, metrics: dict) -> None:
+    atomic_write_json(run_dir / METRICS, {"metrics_version": METRICS_VERSION, **metrics})
+
+
+def write_history(run_dir: Path, history: list[dict], batches: list[dict]) -> None:
+    atomic_write_text(run_dir / HISTORY, csv_text(history, HISTORY_COLUMNS))
+    atomic_write_text(run_dir / BATCHES, csv_text(batches, BATCH_COLUMNS))
+
+
+def write_checkpoint(run_dir: Path, kind: str, payload: dict) -> None:
+    atomic_torch_save(payload, run_dir / (BEST if kind == "best" else LAST))
+
+
+def write_predictions(run_dir: Path, logits: np.ndarray, labels: np.ndarray) -> None:
+    atomic_savez(run_dir / PREDICTIONS, logits=np.asarray(logits, np.float32), labels=np.asarray(labels, np.int64))
+
+
+def write_artifacts(run_dir: Path, artifacts: dict) -> None:
+    atomic_savez(run_dir / ARTIFACTS, **artifacts)
+
+
+def is_disk_full(e: BaseException) -> bool:
+    return isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+# ----------------------------------------------------------------------------- reading
+
+@dataclass
+class RunData:
+    run_dir: Path
+    config: dict
+    metrics: dict
+    history: list[dict] = field(default_factory=list)
+    batches: list[dict] = field(default_factory=list)
+    logits: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    artifacts: dict | None = None
+
+    @property
+    def name(self) -> str:
+        return self.run_dir.name
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.metrics.get("class_names") or [str(i) for i in range(self.logits.shape[1])])
+
+
+def _missing(path: Path) -> CheckpointError:
+    hint = ("training did not finish or the folder is not a run folder; pass a folder written by "
+            "`fashionbench train` (or train it again)")
+    return CheckpointError(f"{path.parent} lacks {path.name}: {hint}")
+
+
+def _corrupt(path: Path, why: str) -> CheckpointError:
+    return CheckpointError(f"{path} is corrupt ({why[:160]}); restore it or train the run again")
+
+
+def read_json(path: Path) -> dict:
+    if not path.is_file():
+        raise _missing(path)
+    try:
+        obj = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as e:
+        raise _corrupt(path, str(e)) from None
+    if not isinstance(obj, dict):
+        raise _corrupt(path, "expected a JSON object")
+    return obj
+
+
+def _num(text: str):
+    if text is None or text == "":
+        return None
+    try:
+        v = float(text)
+    except ValueError:
+        raise ValueError(f"not a number: {text!r}") from None
+    return int(v) if v.is_integer() and "." not in text and "e" not in text.lower() else v
+
+
+def read_csv(path: Path, required: tuple[str, ...]) -> list[dict]:
+    if not path.is_file():
+        raise _missing(path)
+    try:
+        with path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in required if c not in (reader.fieldnames or [])]
+            if missing:
+                raise ValueError(f"no column {', '.join(missing)}")
+            return [{k: _num(v) for k, v in row.items() if k is not None} for row in reader]
+    except (ValueError, csv.Error, UnicodeDecodeError, OSError) as e:
+        raise _corrupt(path, str(e)) from None
+
+
+def read_npz(path: Path, required: tuple[str, ...]) -> dict:
+    if not path.is_file():
+        raise _missing(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            out = {k: z[k] for k in z.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as e:
+        raise _corrupt(path, str(e) or type(e).__name__) from None
+    missing = [k for k in required if k not in out]
+    if missing:
+        raise _corrupt(path, f"no array {', '.join(missing)}")
+    return out
+
+
+def load_predictions(run_dir: Path, num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    path = run_dir / PREDICTIONS
+    z = read_npz(path, ("logits", "labels"))
+    logits, labels = z["logits"], z["labels"]
+    if logits.ndim != 2 or labels.ndim != 1 or len(logits) != len(labels):
+        raise _corrupt(path, f"logits {logits.shape} and labels {labels.shape} do not pair up")
+    if num_classes is not None and logits.shape[1] != num_classes:
+        raise _corrupt(path, f"{logits.shape[1]} logit columns but metrics.json names {num_classes} classes")
+    if not np.isfinite(logits).all():
+        raise _corrupt(path, "logits hold NaN or infinity")
+    return logits.astype(np.float32), labels.astype(np.int64)
+
+
+def load_run(run_dir: str | Path, *, full: bool = True) -> RunData:
+    """Everything a report (full=True) or a comparison (full=False) needs from a run folder."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"run folder {run_dir} not found; pass a folder written by `fashionbench train`")
+    if (run_dir / LOCK).is_file() and not (run_dir / METRICS).is_file():
+        raise CheckpointError(f"{run_dir} is still being trained (or its run crashed); wait for it, or train it "
+                              "again with --overwrite")
+    config = read_json(run_dir / CONFIG)
+    metrics = validate_metrics(read_json(run_dir / METRICS), run_dir / METRICS)
+    names = metrics.get("class_names")
+    logits, labels = load_predictions(run_dir, len(names) if names else None)
+    data = RunData(run_dir, config, metrics, logits=logits, labels=labels)
+    if full:
+        data.history = read_csv(run_dir / HISTORY, ("epoch", "train_loss", "train_accuracy"))
+        data.batches = read_csv(run_dir / BATCHES, ("step", "loss", "lr"))
+        art = run_dir / ARTIFACTS
+        data.artifacts = read_npz(art, ()) if art.is_file() else None
+    return data
+
+
+def fmt_pct(x, digits: int = 2) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    return f"{100 * x:.{digits}f}%"
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / METRICS).is_file() or (path / CONFIG).is_file()
+
+
+def read_config(run_dir: Path) -> dict:
+    """config.json as a dict ({} when missing or unreadable: for best-effort uses like the report)."""
+    try:
+        obj = json.loads((Path(run_dir) / CONFIG).read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    return obj if isinstance(obj, dict) else {}
+
+
+def try_csv(path: Path) -> list[dict]:
+    try:
+        return read_csv(path, ())
+    except CheckpointError:
+        return []
+
+
+def checkpoint_for(run_dir: Path, evaluated: str = "best") -> Path | None:
+    """The checkpoint a run's test metrics came from (`evaluated` is 'best' or 'last'), else the other one."""
+    names = [BEST, LAST] if evaluated != "last" else [LAST, BEST]
+    return next((run_dir / n for n in names if (run_dir / n).is_file()), None)
