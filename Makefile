@@ -19,6 +19,7 @@ run: $(STAMP)
 	$(BIN)/fashionbench train --recipe $(RECIPE) --out $(RUN_DIR) --overwrite
 
 test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -31,11 +31,11 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from fashionbench.data.normalize import Normalization
 from fashionbench.data.sources import load_dataset
+from fashionbench.inference import predict_logits
 from fashionbench.models import create_model
 from fashionbench.models.registry import uses_conv
 from fashionbench.train.callbacks import Callback
 from fashionbench.train.recipes import recipe_train_config
-from fashionbench.inference import predict_logits
 from fashionbench.train.run import train_run
 from fashionbench.utils import machine_description, resolve_precision
 
@@ -68,7 +68,7 @@ def run_recipe(recipe: str, seed: int, ds, final_only: bool = False) -> list[dic
     cb = TestEveryEpoch(ds, normalizer, resolve_precision(cfg.precision, torch.device("cpu")), cfg.tta,
                         only_epoch=cfg.epochs if final_only else None)
     with tempfile.TemporaryDirectory() as tmp:
-        train_run(cfg, Path(tmp) / "run", dataset=ds, callbacks=[cb]).metrics
+        train_run(cfg, Path(tmp) / "run", dataset=ds, callbacks=[cb])
     return [{**p, "seconds": p["train_seconds"] + p["tta_seconds"]} for p in cb.points]
 
 

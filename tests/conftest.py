@@ -8,7 +8,7 @@ import torch
 
 from fashionbench import FASHION_CLASSES
 from fashionbench.data.idx import write_idx
-from fashionbench.data.sources import Dataset, PARTS
+from fashionbench.data.sources import PARTS, Dataset
 from fashionbench.errors import DataError
 
 

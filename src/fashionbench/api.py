@@ -11,8 +11,8 @@ Every function takes explicit arguments and returns a value; printing is the CLI
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from .data.sources import Dataset, load_dataset
 from .errors import ConfigError

@@ -8,9 +8,9 @@ Training (validation and test), evaluation, boosting, the report and every later
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -132,7 +132,7 @@ class Predictor:
     @classmethod
     def from_model(cls, model: nn.Module, normalizer: Normalization, class_names: Sequence[str], *,
                    device: str | torch.device = "auto", precision: str = "auto", tta: Sequence[str] | str = (),
-                   batch_size: int = 1000, info: dict | None = None) -> "Predictor":
+                   batch_size: int = 1000, info: dict | None = None) -> Predictor:
         """Wrap an in-memory model (placed on `device`, channels_last where that pays)."""
         dev = device if isinstance(device, torch.device) else resolve_device(device)
         model, channels_last = place_model(model, dev)
@@ -142,7 +142,7 @@ class Predictor:
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, device: str = "auto", precision: str = "auto",
                         tta: Sequence[str] | str | None = None, batch_size: int = 1000,
-                        expect_model: str | None = None) -> "Predictor":
+                        expect_model: str | None = None) -> Predictor:
         """Load best.pt / last.pt (or a run folder). `tta=None` uses the views the run was trained with."""
         model, ckpt = load_checkpoint(path, expect_model=expect_model)
         cfg = ckpt.get("config") or {}

@@ -152,7 +152,7 @@ class RunFolder:
                 except OSError:
                     pass
 
-    def __enter__(self) -> "RunFolder":
+    def __enter__(self) -> RunFolder:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -180,7 +180,7 @@ def _take_lock(run_dir: Path) -> Path:
                 continue
             who = f"process {pid} on {host}" if pid > 0 else "another process"
             raise ConfigError(f"run folder {run_dir} is in use by {who} (since {' '.join(when) or '?'}); wait "
-                              f"for it to finish or pass another --out (delete {lock} if that process is gone)")
+                              f"for it to finish or pass another --out (delete {lock} if that process is gone)") from None
         with os.fdopen(fd, "w") as f:
             f.write(me)
         return lock

@@ -5,8 +5,15 @@ from __future__ import annotations
 import pytest
 
 from fashionbench.errors import ConfigError
-from fashionbench.experiments.ablation import (Variation, ablate, combine_changes, delta_rows, format_ablation,
-                                         parse_variation, pooled_std)
+from fashionbench.experiments.ablation import (
+    Variation,
+    ablate,
+    combine_changes,
+    delta_rows,
+    format_ablation,
+    parse_variation,
+    pooled_std,
+)
 from fashionbench.train.config import TrainConfig
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from fashionbench.train.config import TrainConfig
 from fashionbench.experiments.crossval import cross_validate, format_cv, kfold_splits
+from fashionbench.train.config import TrainConfig
 
 
 def test_folds_partition_and_are_stratified():

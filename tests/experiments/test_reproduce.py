@@ -130,7 +130,7 @@ def test_cli_reproduce_list_and_epochs_table(tiny_dataset, tmp_path, capsys):
     from fashionbench.train.config import TrainConfig
     from fashionbench.train.run import train_run
 
-    train_run(TrainConfig(model="mlp_002", epochs=3, **FAST), tmp_path / "run", dataset=tiny_dataset).metrics
+    train_run(TrainConfig(model="mlp_002", epochs=3, **FAST), tmp_path / "run", dataset=tiny_dataset)
     assert main(["epochs-table", str(tmp_path / "run"), "--every", "2"]) == 0
     out = capsys.readouterr().out
     assert "val acc" in out and out.count("\n") == 3

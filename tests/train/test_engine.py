@@ -4,9 +4,9 @@ import math
 import pytest
 import torch
 
+from fashionbench.checkpoint import load_checkpoint
 from fashionbench.errors import CheckpointError, ConfigError
 from fashionbench.train import callbacks as callbacks_mod
-from fashionbench.checkpoint import load_checkpoint
 from fashionbench.train.config import TrainConfig, validate
 from fashionbench.train.optim import build_loss, build_optimizer, build_scheduler, lr_factor
 from fashionbench.train.run import train_run
@@ -59,7 +59,7 @@ def test_resume_equals_uninterrupted(tiny_dataset, tmp_path, monkeypatch, precis
 
     monkeypatch.setattr(callbacks_mod.RunWriter, "on_epoch_end", crash_after_two)
     with pytest.raises(Interrupt):
-        train_run(c, tmp_path / "cut", dataset=tiny_dataset).metrics
+        train_run(c, tmp_path / "cut", dataset=tiny_dataset)
     monkeypatch.setattr(callbacks_mod.RunWriter, "on_epoch_end", original)
     resumed = train_run(c, tmp_path / "cut", dataset=tiny_dataset, resume=True).metrics
 
@@ -90,12 +90,12 @@ def test_existing_run_folder_is_not_overwritten(tiny_dataset, tmp_path):
     (tmp_path / "r").mkdir()
     (tmp_path / "r" / "keep.txt").write_text("mine")
     with pytest.raises(ConfigError, match="already holds files"):
-        train_run(cfg(epochs=1), tmp_path / "r", dataset=tiny_dataset).metrics
+        train_run(cfg(epochs=1), tmp_path / "r", dataset=tiny_dataset)
     assert (tmp_path / "r" / "keep.txt").read_text() == "mine"
 
 
 def test_checkpoint_carries_everything(tiny_dataset, tmp_path):
-    train_run(cfg(epochs=1, normalize="per-pixel"), tmp_path / "r", dataset=tiny_dataset).metrics
+    train_run(cfg(epochs=1, normalize="per-pixel"), tmp_path / "r", dataset=tiny_dataset)
     model, ckpt = load_checkpoint(tmp_path / "r" / "best.pt")
     assert ckpt["model"] == "mlp_002" and ckpt["class_names"][9] == "Ankle boot"
     assert ckpt["normalization"]["kind"] == "per-pixel" and len(ckpt["normalization"]["mean"]) == 784
@@ -114,7 +114,7 @@ def test_corrupt_and_foreign_checkpoints(tmp_path):
 
 
 def test_weights_of_another_model_rejected(tiny_dataset, tmp_path):
-    train_run(cfg(epochs=1), tmp_path / "r", dataset=tiny_dataset).metrics
+    train_run(cfg(epochs=1), tmp_path / "r", dataset=tiny_dataset)
     ckpt = torch.load(tmp_path / "r" / "best.pt", weights_only=True)
     ckpt["model"] = "cnn_002"
     torch.save(ckpt, tmp_path / "swapped.pt")

@@ -4,14 +4,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from fashionbench.data.normalize import Normalization
+from fashionbench.inference import _translate_views
+from fashionbench.inference import predict_logits as predict
 from fashionbench.models import create_model
 from fashionbench.train.config import validate
-from fashionbench.inference import _translate_views, predict_logits as predict
 from fashionbench.train.engine import Lookahead
 from fashionbench.train.optim import build_optimizer, lr_factor, param_groups
 from fashionbench.train.recipes import RECIPES, STRIDE_1, STRIDE_2, recipe_train_config
 from fashionbench.train.run import train_run
-from fashionbench.data.normalize import Normalization
 
 
 @pytest.mark.parametrize("name", list(RECIPES))

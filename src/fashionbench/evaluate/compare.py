@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CheckpointError, ConfigError
+from ..runs import METRICS, RunData, is_run_dir, load_run
 from ..utils import atomic_write_text
 from . import plots
 from .report import CSS, html_table, img_tag
-from ..runs import METRICS, RunData, is_run_dir, load_run
 from .stats import bootstrap_accuracy_ci, mcnemar, mean_std
 
 log = logging.getLogger("fashionbench.evaluate")

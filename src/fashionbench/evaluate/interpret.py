@@ -19,7 +19,7 @@ class Interpretation:
     class_names: list[str]
 
     @classmethod
-    def from_logits(cls, logits, labels, class_names: list[str]) -> "Interpretation":
+    def from_logits(cls, logits, labels, class_names: list[str]) -> Interpretation:
         probs = torch.softmax(torch.as_tensor(logits).float(), 1).numpy()
         return cls(probs, np.asarray(labels).astype(np.int64), list(class_names))
 

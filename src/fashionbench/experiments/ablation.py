@@ -16,9 +16,9 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import runs
 from ..data.sources import Dataset, load_dataset
 from ..errors import ConfigError
-from .. import runs
 from ..train.config import TrainConfig, validate
 from ..train.run import train_run
 from ..utils import atomic_write_json
@@ -129,7 +129,9 @@ def combine_changes(variations: list[Variation], names: list[str], rows: list[di
 def run_cells(base: TrainConfig, variations: list[Variation], run_dir: Path, *, seeds: int = 1,
               dataset: Dataset | None = None, overwrite: bool = False, train_fn=None,
               include_baseline: bool = True) -> dict[str, dict]:
-    """Train the baseline (unless include_baseline is False) and each variation over `seeds` seeds; {name: {accs, seconds, config}}."""
+    """Train the baseline (unless include_baseline is False) and each variation over `seeds` seeds.
+
+    Returns {name: {accs, seconds, change}}."""
     train_fn = train_fn or (lambda *a, **kw: train_run(*a, **kw).metrics)
     ds = dataset or load_dataset(base.dataset, base.data_dir)
     out: dict[str, dict] = {}

@@ -7,8 +7,6 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
-
 from .. import runs
 from ..data.sources import Dataset, load_dataset
 from ..data.splits import Split, stratified_kfold, stratified_subset

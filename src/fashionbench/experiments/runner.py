@@ -22,9 +22,9 @@ import torch
 
 from ..data.sources import Dataset, load_dataset
 from ..errors import ConfigError, FashionbenchError
-from .ablation import delta_rows
 from ..train.config import TrainConfig
 from ..utils import atomic_write_json, atomic_write_text, machine_description
+from .ablation import delta_rows
 from .epochs import VALIDATION_NOTE, test_as_validation
 
 log = logging.getLogger("fashionbench.reproduce")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..data.augment import parse_augment
 from ..data.normalize import KINDS as NORMALIZATIONS
@@ -70,7 +71,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
         if not isinstance(d, Mapping):
             raise ConfigError(f"a config must be a JSON object of option: value, got a {type(d).__name__}")
         names = field_names()
@@ -82,7 +83,7 @@ class TrainConfig:
         except (TypeError, ValueError, AttributeError) as e:
             raise ConfigError(f"config values do not fit ({e}); check their types") from None
 
-    def replace(self, **changes) -> "TrainConfig":
+    def replace(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
     @property

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from ..errors import ConfigError
 
-
 STRIDE_2 = {"whiten_stride": 2, "pools": [True, True, False]}  # 28 -> 14 -> 7 -> 3
 STRIDE_1 = {"whiten_stride": 1, "pools": [True, True, True]}  # 28 -> 27 -> 13 -> 6 -> 3
 
