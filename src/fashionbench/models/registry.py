@@ -79,6 +79,26 @@ def create_model(name: str, **kwargs) -> nn.Module:
                           f"values (defaults: {info.defaults})") from None
 
 
+@torch.no_grad()
+def check_forward(model: nn.Module, name: str, num_classes: int, args: dict) -> None:
+    """Run two blank 28x28 images through a freshly built model: a bad constructor argument
+    (zero widths, a wrong depth) fails here, in one line, instead of in the first training step."""
+    was_training = model.training
+    model.eval()
+    try:
+        out = model(torch.zeros(2, 1, 28, 28))
+    except (RuntimeError, ValueError, TypeError, IndexError, ZeroDivisionError) as e:
+        given = ", ".join(f"{k}={v!r}" for k, v in args.items()) or "defaults"
+        raise ConfigError(f"model {name!r} cannot be built with {given}: a 28x28 image does not go through it "
+                          f"({str(e).splitlines()[0][:160] if str(e) else type(e).__name__}); check --model-arg "
+                          "values") from None
+    finally:
+        model.train(was_training)
+    if tuple(out.shape) != (2, num_classes):
+        raise ConfigError(f"model {name!r} gives outputs of shape {tuple(out.shape)[1:]} for {num_classes} classes; "
+                          "check --model-arg values")
+
+
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

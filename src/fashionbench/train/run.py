@@ -28,7 +28,7 @@ from ..data.splits import Split, split_training_set
 from ..errors import CheckpointError, ConfigError, FashionbenchError
 from ..evaluate.metrics import classification_metrics
 from ..inference import Predictor
-from ..models.registry import count_params, create_model, place_model
+from ..models.registry import check_forward, count_params, create_model, place_model
 from ..utils import machine_description, resolve_device, resolve_precision, seed_everything, set_threads
 from .callbacks import EarlyStopping, RunWriter
 from .config import TrainConfig, validate
@@ -72,6 +72,7 @@ def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
     if cfg.weights:
         kwargs["weights"] = cfg.weights
     model = create_model(cfg.model, num_classes=num_classes, **kwargs)
+    check_forward(model, cfg.model, num_classes, cfg.model_args)
     if cfg.freeze == "features":
         freeze_features(model)
     return model

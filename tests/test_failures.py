@@ -1,0 +1,228 @@
+"""Failures that used to be silent or end in a traceback: each gets one clear line and exit 2."""
+
+import errno
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from fashionbench import runs
+from fashionbench.cli import main
+
+TINY = ["--model", "mlp_002", "--epochs", "1", "--batch-size", "64", "--device", "cpu", "--threads", "1"]
+
+
+def data_args(folder):
+    return ["--dataset", "mnist-format", "--data-dir", str(folder)]
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in err if line.startswith("fashionbench: error:")]
+    assert len(errors) == 1 and "Traceback" not in "\n".join(err), err
+    return errors[0]
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--step-epochs", "0", "--schedule", "step"], "--step-epochs must be at least 1"),
+    (["--seed", "-1"], "--seed must be 0 or more"),
+    (["--weight-decay", "-0.1"], "--weight-decay must be 0 or more"),
+    (["--momentum", "-1"], "--momentum must be in [0, 1)"),
+    (["--gamma", "0"], "--gamma must be in (0, 1]"),
+    (["--lr", "inf"], "--lr must be a finite number"),
+    (["--lr", "nan"], "--lr must be a finite number"),
+    (["--data-fraction", "1.5"], "--data-fraction must be in (0, 1]"),
+    (["--tta", "bogus"], "unknown --tta view 'bogus'"),
+    (["--model", "fastnet", "--model-arg", "widths=[0,0,0]"], "model 'fastnet' cannot be built with"),
+    (["--model", "mlp_002", "--model-arg", "dropout=7"], "cannot be built"),
+    (["--model", "cnn_002", "--model-arg", "init=\"bogus\""], "init"),
+])
+def test_bad_train_options_one_line(flags, expected, idx_folder, tmp_path, capsys):
+    args = ["train", *TINY, *data_args(idx_folder), "--out", str(tmp_path / "run"), *flags]
+    assert main(args) == 2
+    assert expected in one_error_line(capsys)
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_config_file_must_be_an_object(idx_folder, tmp_path, capsys):
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text("[1, 2]")
+    assert main(["train", *TINY, *data_args(idx_folder), "--config", str(cfg), "--out", str(tmp_path / "r")]) == 2
+    assert "expected a JSON object" in one_error_line(capsys)
+
+
+def test_out_naming_a_file(idx_folder, tmp_path, capsys):
+    f = tmp_path / "a-file"
+    f.write_text("keep me")
+    assert main(["train", *TINY, *data_args(idx_folder), "--out", str(f)]) == 2
+    assert "is a file, not a folder" in one_error_line(capsys)
+    assert f.read_text() == "keep me"
+
+
+@pytest.fixture
+def trained(idx_folder, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *TINY, *data_args(idx_folder), "--out", str(out)]) == 0
+    capsys.readouterr()
+    return out
+
+
+def test_evaluate_bad_inputs(trained, idx_folder, tmp_path, capsys):
+    assert main(["evaluate", str(trained), "--batch-size", "0", *data_args(idx_folder)]) == 2
+    assert "--batch-size must be at least 1" in one_error_line(capsys)
+    assert main(["evaluate", str(trained), "--tta", "bogus", *data_args(idx_folder)]) == 2
+    assert "unknown --tta view" in one_error_line(capsys)
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    assert main(["evaluate", str(empty), *data_args(idx_folder)]) == 2
+    assert "is empty (0 bytes)" in one_error_line(capsys)
+    assert main(["evaluate", str(trained), "--threads", "1", "--precision", "fp32", *data_args(idx_folder)]) == 0
+
+
+def test_resume_with_another_models_last_pt(trained, idx_folder, tmp_path, capsys):
+    other = tmp_path / "other"
+    assert main(["train", *TINY, "--model", "cnn_002", "--epochs", "2", *data_args(idx_folder), "--out",
+                 str(other)]) == 0
+    (other / "metrics.json").unlink()
+    (other / "last.pt").write_bytes((trained / "last.pt").read_bytes())
+    capsys.readouterr()
+    assert main(["train", "--resume", str(other)]) == 2
+    assert "comes from another run" in one_error_line(capsys)
+
+
+def test_run_that_never_saved_a_checkpoint_has_a_way_out(idx_folder, tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text("{}")
+    stale = out / ".last.pt.abc123.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    assert main(["train", *TINY, *data_args(idx_folder), "--out", str(out)]) == 2
+    line = one_error_line(capsys)
+    assert "--overwrite" in line and "cannot be resumed" in line
+    assert main(["train", "--resume", str(out)]) == 2
+    assert "start it again with the same options and --overwrite" in one_error_line(capsys)
+    assert main(["train", *TINY, *data_args(idx_folder), "--out", str(out), "--overwrite"]) == 0
+    assert not stale.exists() and (out / "metrics.json").is_file()
+    assert not list(out.glob(".*.tmp")) and not (out / runs.LOCK).exists()
+
+
+def test_overwrite_clears_the_old_run_and_only_it(trained, idx_folder, capsys):
+    assert (trained / "report.html").is_file() and (trained / "figures").is_dir()
+    (trained / "notes.txt").write_text("mine")
+    # the overwriting run diverges at once: nothing of the old run may be left beside it
+    assert main(["train", *TINY, "--optimizer", "sgd", "--lr", "1e6", *data_args(idx_folder), "--out", str(trained),
+                 "--overwrite"]) == 2
+    assert "training diverged" in one_error_line(capsys)
+    left = {p.name for p in trained.iterdir()}
+    assert left == {"config.json", "notes.txt"}, left
+    assert main(["report", str(trained)]) == 2
+    assert "lacks metrics.json" in one_error_line(capsys)
+
+
+def test_diverging_run_keeps_its_last_good_checkpoint(idx_folder, tmp_path):
+    """A real run whose loss becomes NaN in epoch 2: it stops there, exit 2, last.pt of epoch 1 stays."""
+    from fashionbench.data.sources import load_dataset
+    from fashionbench.train.callbacks import Callback
+    from fashionbench.train.config import TrainConfig
+    from fashionbench.train.run import TrainingError, train_run
+
+    class Poison(Callback):  # after epoch 1 is saved, one infinite weight: the next loss is NaN
+        def on_epoch_end(self, state, row):
+            with torch.no_grad():
+                next(self.model.parameters()).view(-1)[0] = float("inf")
+
+    cfg = TrainConfig(model="mlp_002", epochs=4, batch_size=64, device="cpu")
+    with pytest.raises(TrainingError, match=r"diverged.*epoch 2.*last good checkpoint \(epoch 1\)"):
+        train_run(cfg, tmp_path / "run", dataset=load_dataset("mnist-format", idx_folder), callbacks=[Poison()])
+    last = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert last["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in last["state_dict"].values())
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_diverging_lr_stops_within_a_few_steps(idx_folder, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "--epochs", "5", "--optimizer", "sgd", "--lr", "1e6", *data_args(idx_folder),
+                 "--out", str(out)]) == 2
+    line = one_error_line(capsys)
+    assert "training diverged" in line and "lower --lr" in line
+    assert not (out / "metrics.json").exists()
+    batches = (out / "batches.csv").read_text().splitlines() if (out / "batches.csv").exists() else []
+    assert len(batches) <= 10  # caught in the first epoch (10 batches of 64), not trained on NaN to the end
+
+
+def test_full_disk_is_one_line_and_the_run_can_start_again(idx_folder, tmp_path, capsys, monkeypatch):
+    def full(obj, path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(runs, "atomic_torch_save", full)
+    out = tmp_path / "run"
+    assert main(["train", *TINY, *data_args(idx_folder), "--out", str(out)]) == 2
+    line = one_error_line(capsys)
+    assert "disk is full" in line and "--overwrite" in line
+    monkeypatch.undo()
+    assert main(["train", *TINY, *data_args(idx_folder), "--out", str(out), "--overwrite"]) == 0
+
+
+def test_recipe_with_fewer_epochs_scales_its_warmup(idx_folder, tmp_path, capsys):
+    from fashionbench.train.config import resolve_config
+
+    cfg = resolve_config(recipe="fast-60s", overrides={"epochs": 2})
+    assert 0 < cfg.warmup_epochs < 2 and cfg.warmup_epochs == pytest.approx(0.46, abs=0.01)
+    assert resolve_config(recipe="fast-60s", overrides={"epochs": 2, "warmup_epochs": 1.0}).warmup_epochs == 1.0
+
+
+def test_flag_given_at_its_default_value_wins_over_a_spec(idx_folder, tmp_path, capsys):
+    """`ablate --spec` with a baseline lr of 0.01 and `--lr 0.001` (the default): the flag wins."""
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"baseline": {"model": "mlp_002", "lr": 0.01, "epochs": 1},
+                                "variations": [{"name": "b32", "change": {"batch_size": 32}}]}))
+    out = tmp_path / "abl"
+    assert main(["ablate", "--spec", str(spec), "--lr", "0.001", "--no-combine", "--device", "cpu", "--threads", "1",
+                 *data_args(idx_folder), "--out", str(out)]) == 0
+    cfgs = [json.loads(p.read_text()) for p in out.glob("*/seed0/config.json")]
+    assert len(cfgs) == 2 and {c["lr"] for c in cfgs} == {0.001}
+
+
+def test_help_promises_only_what_exists():
+    from fashionbench.cli import build_parser
+
+    assert "serve" not in build_parser().format_help().lower()
+
+
+def _train_cmd(idx_folder, out, seed):
+    exe = os.path.join(os.path.dirname(sys.executable), "fashionbench")
+    return [exe, "train", "--model", "mlp_002", "--epochs", "3", "--batch-size", "32", "--threads", "1",
+            "--device", "cpu", "--seed", str(seed), *data_args(idx_folder), "--out", str(out)]
+
+
+def test_two_runs_on_one_folder_one_wins_the_other_says_so(idx_folder, tmp_path):
+    out = tmp_path / "shared"
+    procs = [subprocess.Popen(_train_cmd(idx_folder, out, seed), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for seed in (1, 2)]
+    results = [(p.wait(timeout=300), p.stdout.read(), p.stderr.read()) for p in procs]
+    codes = sorted(r[0] for r in results)
+    assert codes == [0, 2], results
+    winner = [i for i, r in enumerate(results) if r[0] == 0][0]
+    loser = results[1 - winner]
+    assert "Traceback" not in loser[2] and ("in use by process" in loser[2] or "already holds" in loser[2]), loser[2]
+    seed = (1, 2)[winner]
+    assert json.loads((out / "config.json").read_text())["seed"] == seed
+    assert json.loads((out / "metrics.json").read_text())["seed"] == seed
+    assert not (out / runs.LOCK).exists()
+
+
+def test_lock_of_a_dead_process_is_taken_over(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    import socket
+
+    (out / runs.LOCK).write_text(f"{dead.stdout.strip()} {socket.gethostname()} {time.strftime('%Y-%m-%d')}\n")
+    with runs.claim_run_dir(out) as folder:
+        assert folder.lock.read_text().split()[0] == str(os.getpid())
+    assert not (out / runs.LOCK).exists()
