@@ -23,22 +23,30 @@ FASHION_CLASSES = (
     "Ankle boot",
 )
 
-_API = ("train", "resume", "load", "evaluate", "cross_validate", "boost", "ablate", "reproduce", "report", "compare",
-        "list_models", "list_recipes", "make_config")
-_CLASSES = {"Predictor": "inference", "RunResult": "train.run", "TrainConfig": "train.config",
-            "Dataset": "data.sources", "FashionbenchError": "errors"}
+# Bound after the constants above (the data layer imports FASHION_CLASSES from here). `train` is
+# bound after the `fashionbench.train` package has been imported, so the function wins the name.
+from . import datasets  # noqa: E402
+from .api import (  # noqa: E402
+    ablate,
+    boost,
+    compare,
+    cross_validate,
+    evaluate,
+    list_models,
+    list_recipes,
+    load,
+    make_config,
+    report,
+    reproduce,
+    resume,
+    train,
+)
+from .data.sources import Dataset  # noqa: E402
+from .errors import FashionbenchError  # noqa: E402
+from .inference import Predictor  # noqa: E402
+from .train.config import TrainConfig  # noqa: E402
+from .train.run import RunResult  # noqa: E402
 
-__all__ = ["FASHION_CLASSES", "__version__", "datasets", *_API, *_CLASSES]
-
-
-def __getattr__(name: str):
-    # Imported on first use: `import fashionbench` stays cheap and free of import cycles.
-    import importlib
-
-    if name in _API:
-        return getattr(importlib.import_module(".api", __name__), name)
-    if name in _CLASSES:
-        return getattr(importlib.import_module(f".{_CLASSES[name]}", __name__), name)
-    if name == "datasets":
-        return importlib.import_module(".datasets", __name__)
-    raise AttributeError(f"module 'fashionbench' has no attribute {name!r}")
+__all__ = ["FASHION_CLASSES", "Dataset", "FashionbenchError", "Predictor", "RunResult", "TrainConfig", "__version__",
+           "ablate", "boost", "compare", "cross_validate", "datasets", "evaluate", "list_models", "list_recipes", "load",
+           "make_config", "report", "reproduce", "resume", "train"]

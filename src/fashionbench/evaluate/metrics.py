@@ -24,10 +24,6 @@ def classification_metrics(logits: torch.Tensor | np.ndarray, labels, class_name
     }
 
 
-def softmax(logits) -> np.ndarray:
-    return torch.softmax(torch.as_tensor(logits).float(), 1).numpy()
-
-
 def detailed_metrics(logits: torch.Tensor | np.ndarray, labels, class_names: list[str], *, seed: int = 0,
                      top_pairs: int = 10) -> dict:
     """What classification_metrics lacks: top-2, per-class precision/recall/F1, the row-normalized
