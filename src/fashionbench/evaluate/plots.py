@@ -87,7 +87,7 @@ def _epoch_ticks(ep: np.ndarray) -> np.ndarray:
     return np.arange(1, n + 1, step)
 
 
-def learning_rate(steps, lrs, steps_per_epoch: float | None = None) -> bytes:
+def learning_rate(steps, lrs) -> bytes:
     fig = Figure(figsize=(7, 3.2))
     ax = fig.add_subplot()
     lrs = np.asarray(lrs, float)
@@ -192,7 +192,7 @@ def sprite(images, labels, class_names: list[str]) -> bytes:
     return to_png(fig)
 
 
-def tsne(coords, labels, class_names: list[str], layer: str = "") -> bytes:
+def tsne(coords, labels, class_names: list[str]) -> bytes:
     coords, labels = np.asarray(coords), np.asarray(labels)
     fig = Figure(figsize=(8, 6.5))
     ax = fig.add_subplot()
