@@ -90,3 +90,12 @@ def test_cli_end_to_end_on_real_subset(real_dataset, tmp_path, capsys):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test_accuracy"] >= 0.80, metrics["test_accuracy"]
     assert metrics["dataset"] == "fashion-mnist" and metrics["train_size"] == 5400
+
+
+@pytest.mark.parametrize("command", [["train"], ["evaluate", "ckpt.pt"], ["cv"], ["boost"], ["ablate"],
+                                     ["reproduce", "000-table1"], ["report", "run"]])
+def test_runtime_options_mean_the_same_everywhere(command):
+    from fashionbench.cli import build_parser
+
+    args = build_parser().parse_args([*command, "--device", "cpu", "--precision", "fp32", "--threads", "1"])
+    assert (args.device, args.precision, args.threads) == ("cpu", "fp32", 1)
