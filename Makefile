@@ -15,7 +15,9 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# Before training: a local copy of the data, else a download, else Debian's package via apt-get.
 run: $(STAMP)
+	$(BIN)/python scripts/ensure_data.py
 	$(BIN)/fashionbench train --recipe $(RECIPE) --out $(RUN_DIR) --overwrite
 
 test: $(STAMP)

@@ -110,3 +110,15 @@ def test_distributed_seam_real_ddp_single_process(data, tmp_path):
         assert not (tmp_path / "rank1").exists() and quiet.run_dir is None
     finally:
         dist.destroy_process_group()
+
+
+def test_train_and_evaluate_are_functions_and_packages():
+    import inspect
+
+    import fashionbench.evaluate.report as report_module
+    import fashionbench.train.run as run_module
+
+    assert callable(fb.train) and callable(fb.evaluate)
+    assert run_module.train_run and report_module.rebuild_report
+    assert "recipe" in inspect.signature(fb.train).parameters
+    assert fb.train.__doc__.startswith("Train a model")

@@ -23,15 +23,17 @@ FASHION_CLASSES = (
     "Ankle boot",
 )
 
-# Bound after the constants above (the data layer imports FASHION_CLASSES from here). `train` is
-# bound after the `fashionbench.train` package has been imported, so the function wins the name.
+# Bound after the constants above (the data layer imports FASHION_CLASSES from here).
+import sys as _sys  # noqa: E402
+import types as _types  # noqa: E402
+
+from . import api as _api  # noqa: E402
 from . import datasets  # noqa: E402
 from .api import (  # noqa: E402
     ablate,
     boost,
     compare,
     cross_validate,
-    evaluate,
     list_models,
     list_recipes,
     load,
@@ -39,13 +41,31 @@ from .api import (  # noqa: E402
     report,
     reproduce,
     resume,
-    train,
 )
 from .data.sources import Dataset  # noqa: E402
 from .errors import FashionbenchError  # noqa: E402
 from .inference import Predictor  # noqa: E402
 from .train.config import TrainConfig  # noqa: E402
 from .train.run import RunResult  # noqa: E402
+
+
+class _CallablePackage(_types.ModuleType):
+    """`fashionbench.train` and `fashionbench.evaluate` are subpackages *and* the API functions of the
+    same names: calling the package calls the function, and `import fashionbench.train.run as r`
+    still finds the package (a plain function bound to the name would shadow it)."""
+
+    def __call__(self, *args, **kwargs):
+        return self.__api_function__(*args, **kwargs)
+
+
+for _name in ("train", "evaluate"):
+    _package = _sys.modules[f"{__name__}.{_name}"]
+    _package.__class__ = _CallablePackage
+    _package.__api_function__ = getattr(_api, _name)
+    _package.__signature__ = __import__("inspect").signature(getattr(_api, _name))
+    _package.__doc__ = f"{getattr(_api, _name).__doc__}\n\n(package) {_package.__doc__ or ''}"
+train = _sys.modules[f"{__name__}.train"]
+evaluate = _sys.modules[f"{__name__}.evaluate"]
 
 __all__ = ["FASHION_CLASSES", "Dataset", "FashionbenchError", "Predictor", "RunResult", "TrainConfig", "__version__",
            "ablate", "boost", "compare", "cross_validate", "datasets", "evaluate", "list_models", "list_recipes", "load",

@@ -1,9 +1,10 @@
 import gzip
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from fashionbench.data.idx import encode_idx, read_idx, write_idx
+from fashionbench.data.idx import encode_idx, parse_idx, read_idx, write_idx
 from fashionbench.data.sources import load_dataset
 from fashionbench.errors import DataError
 
@@ -80,3 +81,38 @@ def test_atomic_writes_get_normal_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE((tmp_path / "p.idx").stat().st_mode) == 0o666 & ~umask
+
+
+def test_unreadable_file_names_it_and_the_fix(idx_folder, monkeypatch):
+    # Tests run as root, where chmod 000 still reads: make the read itself fail instead.
+    victim = idx_folder / "train-labels-idx1-ubyte.gz"
+    real_read = Path.read_bytes
+
+    def read_bytes(self):
+        if self == victim:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    with pytest.raises(DataError, match=r"train-labels-idx1-ubyte.gz: permission denied; make the file readable"):
+        load_dataset("mnist-format", idx_folder)
+
+
+def test_folder_in_place_of_a_file(tmp_path):
+    (tmp_path / "images").mkdir()
+    with pytest.raises(DataError, match=r"images is a folder, not a data file"):
+        read_idx(tmp_path / "images")
+
+
+def test_other_read_error_is_one_clear_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(Path, "read_bytes", lambda self: (_ for _ in ()).throw(OSError(5, "Input/output error")))
+    with pytest.raises(DataError, match=r"x.gz: cannot be read \(Input/output error\)"):
+        read_idx(tmp_path / "x.gz")
+
+
+def test_header_dimensions_whose_product_wraps_around_int64(tmp_path):
+    # 2**22 * 2**21 * 2**21 = 2**64: a 64-bit product wraps to 0 and would match an empty body.
+    dims = (2**22, 2**21, 2**21)
+    data = bytes([0, 0, 8, 3]) + b"".join(d.to_bytes(4, "big") for d in dims)
+    with pytest.raises(DataError, match="header promises 18446744073709551616"):
+        parse_idx(data, "forged")

@@ -89,7 +89,7 @@ def test_data_fraction_and_validation_sizes(tiny_dataset, tmp_path):
 def test_existing_run_folder_is_not_overwritten(tiny_dataset, tmp_path):
     (tmp_path / "r").mkdir()
     (tmp_path / "r" / "keep.txt").write_text("mine")
-    with pytest.raises(ConfigError, match="already holds files"):
+    with pytest.raises(ConfigError, match="already holds"):
         train_run(cfg(epochs=1), tmp_path / "r", dataset=tiny_dataset)
     assert (tmp_path / "r" / "keep.txt").read_text() == "mine"
 

@@ -7,7 +7,7 @@ augmented batch repeatable. Everything works on the whole batch at once: no per-
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F

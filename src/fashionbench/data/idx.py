@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -21,7 +22,15 @@ def read_bytes(path: str | Path) -> bytes:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
+        raise DataError(f"{path}: file not found; check the path") from None
+    except IsADirectoryError:
+        raise DataError(f"{path} is a folder, not a data file; put the IDX file itself there") from None
+    except PermissionError:
+        raise DataError(f"{path}: permission denied; make the file readable (chmod a+r {path}) "
+                        "or copy the data to a folder you can read") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot be read ({e.strerror or e}); check the file and the disk, "
+                        "or get the file again") from None
     if raw[:2] == b"\x1f\x8b":
         try:
             return gzip.decompress(raw)
@@ -46,13 +55,16 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
     if len(data) < header:
         raise DataError(f"{name}: header is truncated; get the file again")
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = int(np.prod(shape))
+    expected = math.prod(shape)  # Python ints: a forged 0xFFFFFFFF^3 header cannot overflow
     if len(data) - header != expected:
         raise DataError(
             f"{name}: holds {len(data) - header} data bytes but its header promises {expected} "
             f"(shape {shape}); the file is truncated or corrupt, get it again"
         )
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+    try:
+        return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+    except ValueError:  # e.g. (2**32-1, 2**32-1, 0): zero bytes, but more elements per axis than NumPy allows
+        raise DataError(f"{name}: header shape {shape} is impossible; the file is corrupt, get it again") from None
 
 
 def read_idx(path: str | Path) -> np.ndarray:

@@ -20,7 +20,7 @@ class Normalization:
     std: float | list[float] = 1.0
 
     @classmethod
-    def fit(cls, kind: str, images_u8: torch.Tensor) -> "Normalization":
+    def fit(cls, kind: str, images_u8: torch.Tensor) -> Normalization:
         if kind not in KINDS:
             raise ConfigError(f"unknown normalization {kind!r}; choose one of {', '.join(KINDS)}")
         if kind == "minmax":
@@ -37,7 +37,7 @@ class Normalization:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Normalization":
+    def from_dict(cls, d: dict) -> Normalization:
         return cls(d["kind"], d["mean"], d["std"])
 
     def tensors(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

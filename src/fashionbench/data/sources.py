@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -46,6 +47,13 @@ MIRRORS = (
 )
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 DATASETS = ("fashion-mnist", "mnist-format")
+IMAGE_SHAPE = (28, 28)  # every model here is built for 28x28 inputs
+CLASS_FILES = ("classes.txt", "class_names.txt")
+# How to repair each implicit source when its copy fails verification.
+REPAIR = {
+    "cache": "`fashionbench data download` replaces the bad file, or delete it",
+    "system": "`sudo apt-get install --reinstall dataset-fashion-mnist` repairs it",
+}
 
 OFFLINE_HELP = (
     "Provide the data one of three ways: (1) pass --data-dir DIR or set FASHIONBENCH_DATA to a folder "
@@ -139,10 +147,31 @@ def download_file(stem: str, dest_dir: Path, mirrors: tuple[str, ...], timeout: 
     raise DataError(f"could not download {stem}.gz: " + "; ".join(errors) + ". " + OFFLINE_HELP)
 
 
+def remove_stale_temporaries(folder: Path, max_age_s: float = 3600.0) -> list[Path]:
+    """Delete atomic-write leftovers (`.NAME.XXXX.tmp`) older than `max_age_s` in `folder`.
+
+    A crash between writing a temp file and renaming it leaves one behind. Younger temps are
+    kept: a concurrent download may be writing one right now. Returns the paths removed.
+    """
+    removed = []
+    cutoff = time.time() - max_age_s
+    for tmp in Path(folder).glob(".*.tmp"):
+        try:
+            if tmp.is_file() and tmp.stat().st_mtime < cutoff:
+                tmp.unlink()
+                removed.append(tmp)
+        except OSError as e:  # gone already (another cleaner) or not ours to delete: leave it
+            log.debug("left %s in place: %s", tmp, e)
+    for tmp in removed:
+        log.info("removed stale temporary file %s", tmp)
+    return removed
+
+
 def download(dest_dir: Path | None = None, mirrors: tuple[str, ...] | None = None) -> Path:
     """Fill `dest_dir` (the cache by default) with the four verified files; skip ones already good."""
     dest_dir = dest_dir or cache_dir()
     dest_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(dest_dir)
     mirrors = mirrors or mirrors_from_env()
     for stem in SHA256:
         existing = find_file(dest_dir, stem)
@@ -152,45 +181,46 @@ def download(dest_dir: Path | None = None, mirrors: tuple[str, ...] | None = Non
                 continue
             except DataError:
                 log.warning("replacing bad cached file %s", existing)
-        download_file(stem, dest_dir, mirrors)
+        dest = download_file(stem, dest_dir, mirrors)
+        if existing is not None and existing != dest:
+            # A bad raw file would shadow the new .gz (find_file prefers raw); keep it aside, not lost.
+            existing.replace(existing.with_name(existing.name + ".bad"))
+            log.warning("renamed the bad file %s to %s.bad", existing, existing.name)
     return dest_dir
 
 
-def locate(data_dir: str | Path | None = None, allow_download: bool = True,
-           mirrors: tuple[str, ...] | None = None) -> tuple[Path, str]:
-    """Folder holding Fashion-MNIST and how it was found ('explicit', 'cache', 'system', 'download')."""
+def _explicit_folder(data_dir: str | Path | None) -> Path | None:
+    """The folder the user named (--data-dir, else FASHIONBENCH_DATA), which must be complete."""
+    option = "--data-dir" if data_dir else "FASHIONBENCH_DATA"
     explicit = data_dir or os.environ.get("FASHIONBENCH_DATA")
+    if not explicit:
+        return None
+    folder = Path(explicit).expanduser()
+    if not folder.is_dir():
+        raise DataError(f"data folder {folder} does not exist; check {option}")
+    missing = [s for s in SHA256 if find_file(folder, s) is None]
+    if missing:
+        raise DataError(f"{folder} (from {option}) lacks {', '.join(missing)} (.gz or raw); " + OFFLINE_HELP)
+    return folder
+
+
+def find_local_copy(data_dir: str | Path | None = None) -> tuple[Path, str] | None:
+    """(folder, 'explicit' | 'cache' | 'system') of the first complete local copy, or None.
+
+    Only checks that the four files exist (no hashing: cheap enough to run before every
+    training); loading verifies them. An explicit folder that is missing or incomplete raises.
+    """
+    explicit = _explicit_folder(data_dir)
     if explicit:
-        folder = Path(explicit).expanduser()
-        if not folder.is_dir():
-            raise DataError(f"data folder {folder} does not exist; check --data-dir / FASHIONBENCH_DATA")
-        if complete_folder(folder) is None:
-            missing = [s for s in SHA256 if find_file(folder, s) is None]
-            raise DataError(f"{folder} lacks {', '.join(missing)} (.gz or raw); " + OFFLINE_HELP)
-        return folder, "explicit"
-    if complete_folder(cache_dir()):
-        return cache_dir(), "cache"
-    if complete_folder(SYSTEM_DIR):
-        return SYSTEM_DIR, "system"
-    if not allow_download:
-        raise DataError("Fashion-MNIST was not found on this machine. " + OFFLINE_HELP)
-    log.info("Fashion-MNIST not found locally; downloading into %s", cache_dir())
-    return download(cache_dir(), mirrors), "download"
+        return explicit, "explicit"
+    for folder, how in ((cache_dir(), "cache"), (SYSTEM_DIR, "system")):
+        if complete_folder(folder):
+            return folder, how
+    return None
 
 
-def read_class_names(folder: Path, num_classes: int) -> list[str]:
-    for name in ("classes.txt", "class_names.txt"):
-        path = folder / name
-        if path.is_file():
-            names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-            if len(names) < num_classes:
-                raise DataError(f"{path} names {len(names)} classes but the labels use {num_classes}; "
-                                "put one class name per line")
-            return names
-    return [str(i) for i in range(num_classes)]
-
-
-def _arrays(folder: Path, verify: bool) -> dict[str, np.ndarray]:
+def _read_parts(folder: Path, verify: bool) -> dict[str, np.ndarray]:
+    """The four arrays of `folder`, each file hashed (when `verify`) and parsed in one pass."""
     out = {}
     for part, stem in PARTS.items():
         path = find_file(folder, stem)
@@ -198,17 +228,132 @@ def _arrays(folder: Path, verify: bool) -> dict[str, np.ndarray]:
             raise DataError(f"{folder} lacks {stem} (.gz or raw); " + OFFLINE_HELP)
         data = load_verified(path, stem) if verify else read_bytes(path)
         out[part] = parse_idx(data, str(path))
+    return out
+
+
+def _fashion_arrays(data_dir: str | Path | None, allow_download: bool,
+                    mirrors: tuple[str, ...] | None) -> tuple[Path, str, dict[str, np.ndarray]]:
+    """(folder, how it was found, verified arrays): the first source whose four files verify.
+
+    An explicit folder is the user's choice, so its errors stand. The cache and Debian's copy
+    are skipped with a warning when a file fails, and the next source is tried.
+    """
+    explicit = _explicit_folder(data_dir)
+    if explicit:
+        return explicit, "explicit", _read_parts(explicit, verify=True)
+    remove_stale_temporaries(cache_dir())
+    problems = []
+    for folder, how in ((cache_dir(), "cache"), (SYSTEM_DIR, "system")):
+        if complete_folder(folder) is None:
+            continue
+        try:
+            return folder, how, _read_parts(folder, verify=True)
+        except DataError as e:
+            log.warning("%s. Skipping the %s copy in %s, trying the next source; %s", e, how, folder, REPAIR[how])
+            problems.append(f"{e} ({REPAIR[how]})")
+    bad = "the local copies are unusable: " + "; ".join(problems) + ". " if problems else ""
+    if not allow_download:
+        raise DataError((bad or "Fashion-MNIST was not found on this machine. ") + OFFLINE_HELP)
+    log.info("no usable local Fashion-MNIST; downloading into %s", cache_dir())
+    try:
+        folder = download(cache_dir(), mirrors)
+    except DataError as e:
+        raise DataError(bad + str(e)) from None
+    return folder, "download", _read_parts(folder, verify=True)
+
+
+def locate(data_dir: str | Path | None = None, allow_download: bool = True,
+           mirrors: tuple[str, ...] | None = None) -> tuple[Path, str]:
+    """Folder holding verified Fashion-MNIST and how it was found ('explicit', 'cache', 'system',
+    'download'). Hashes the files: load_dataset does this once itself, don't call both."""
+    folder, how, _ = _fashion_arrays(data_dir, allow_download, mirrors)
+    return folder, how
+
+
+def check_local_copies(data_dir: str | Path | None = None) -> list[tuple[Path, str | None]]:
+    """Verify every local copy: (file, None if it matches the official checksum else the problem).
+
+    With --data-dir / FASHIONBENCH_DATA only that folder is checked, and it must exist and hold
+    the four files; otherwise every complete copy among the cache and Debian's folder is checked.
+    Raises DataError when there is nothing to check.
+    """
+    explicit = _explicit_folder(data_dir)
+    folders = [explicit] if explicit else [f for f in (cache_dir(), SYSTEM_DIR) if complete_folder(f)]
+    if not folders:
+        raise DataError(f"no copy of Fashion-MNIST found (looked in {cache_dir()} and {SYSTEM_DIR}). "
+                        + OFFLINE_HELP)
+    results: list[tuple[Path, str | None]] = []
+    for folder in folders:
+        for stem, path in complete_folder(folder).items():  # type: ignore[union-attr]
+            try:
+                load_verified(path, stem)
+                results.append((path, None))
+            except DataError as e:
+                results.append((path, str(e)))
+    return results
+
+
+def _class_file(folder: Path) -> Path | None:
+    return next((folder / n for n in CLASS_FILES if (folder / n).is_file()), None)
+
+
+def read_class_names(folder: Path, num_classes: int, label_source: str = "the labels") -> list[str]:
+    """Names from classes.txt (one per line), which must name exactly the `num_classes` the labels
+    use (a longer file would silently build a model with extra outputs); else '0', '1', ..."""
+    path = _class_file(folder)
+    if path is None:
+        return [str(i) for i in range(num_classes)]
+    try:
+        names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: cannot be read ({e}); make it a readable UTF-8 text file, one class "
+                        "name per line") from None
+    fix = f"put one class name per line, {num_classes} lines"
+    if len(names) < num_classes:
+        raise DataError(f"{label_source} has label {num_classes - 1} but {path} names only {len(names)} "
+                        f"classes (labels 0..{len(names) - 1}); {fix}")
+    if len(names) > num_classes:
+        raise DataError(f"{path} has {len(names)} lines but the labels use {num_classes} classes "
+                        f"(0..{num_classes - 1}); {fix}")
+    return names
+
+
+def _check_arrays(folder: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Shapes the rest of the code relies on: 3-D 28x28 images, 1-D labels, matching non-zero counts."""
+    name = {part: find_file(folder, stem) or folder / stem for part, stem in PARTS.items()}
     for split in ("train", "test"):
-        images, labels = out[f"{split}_images"], out[f"{split}_labels"]
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if images.ndim != 3 or labels.ndim != 1:
             raise DataError(f"{folder}: {split} images must be 3-D and labels 1-D IDX files; "
                             "check that the files are not swapped")
+        if len(images) == 0:
+            raise DataError(f"{name[f'{split}_images']}: holds no images; a dataset needs at least one "
+                            "train and one test image, get the file again")
         if len(images) != len(labels):
             raise DataError(
                 f"{folder}: {split} has {len(images)} images but {len(labels)} labels; "
                 "the files do not belong together, get them again"
             )
-    return out
+    train, test = arrays["train_images"].shape[1:], arrays["test_images"].shape[1:]
+    if train != test:
+        raise DataError(f"{folder}: train images are {train[0]}x{train[1]} but test images are "
+                        f"{test[0]}x{test[1]}; both must be 28x28 (MNIST format), resize them")
+    if train != IMAGE_SHAPE:
+        raise DataError(f"{name['train_images']}: images are {train[0]}x{train[1]} but the models expect "
+                        "28x28 (MNIST format); resize the images to 28x28")
+
+
+def _class_names(dataset: str, folder: Path, arrays: dict[str, np.ndarray]) -> list[str]:
+    """Class names; every label must be one of them."""
+    part = max(("train_labels", "test_labels"), key=lambda p: int(arrays[p].max()))
+    top = int(arrays[part].max())
+    label_file = str(find_file(folder, PARTS[part]))
+    if dataset != "fashion-mnist":
+        return read_class_names(folder, top + 1, label_file)
+    if top >= len(FASHION_CLASSES):
+        raise DataError(f"{label_file}: label {top} is outside Fashion-MNIST's classes 0..9; the file is "
+                        "corrupt or not Fashion-MNIST, get it again or use --dataset mnist-format")
+    return list(FASHION_CLASSES)
 
 
 def load_dataset(dataset: str = "fashion-mnist", data_dir: str | Path | None = None,
@@ -223,12 +368,12 @@ def load_dataset(dataset: str = "fashion-mnist", data_dir: str | Path | None = N
         if not folder.is_dir():
             raise DataError(f"data folder {folder} does not exist; check --data-dir")
         log.warning("mnist-format dataset at %s: checksums skipped (only Fashion-MNIST has known ones)", folder)
+        arrays = _read_parts(folder, verify=False)
     else:
-        folder, how = locate(data_dir, allow_download, mirrors)
+        folder, how, arrays = _fashion_arrays(data_dir, allow_download, mirrors)
         verify = True
-    arrays = _arrays(folder, verify)
-    num_classes = int(max(arrays["train_labels"].max(), arrays["test_labels"].max())) + 1
-    names = list(FASHION_CLASSES) if dataset == "fashion-mnist" else read_class_names(folder, num_classes)
+    _check_arrays(folder, arrays)
+    names = _class_names(dataset, folder, arrays)
     return Dataset(
         train_images=torch.from_numpy(arrays["train_images"].copy()),
         train_labels=torch.from_numpy(arrays["train_labels"].astype(np.int64)),
