@@ -99,3 +99,8 @@ def test_runtime_options_mean_the_same_everywhere(command):
 
     args = build_parser().parse_args([*command, "--device", "cpu", "--precision", "fp32", "--threads", "1"])
     assert (args.device, args.precision, args.threads) == ("cpu", "fp32", 1)
+
+
+def test_help_is_fast_it_imports_no_torch():
+    probe = "import sys; from fashionbench.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() == "False"

@@ -23,50 +23,27 @@ FASHION_CLASSES = (
     "Ankle boot",
 )
 
-# Bound after the constants above (the data layer imports FASHION_CLASSES from here).
-import sys as _sys  # noqa: E402
-import types as _types  # noqa: E402
+_API = ("ablate", "boost", "compare", "cross_validate", "list_models", "list_recipes", "load", "make_config", "report",
+        "reproduce", "resume")
+_CLASSES = {"Predictor": "inference", "RunResult": "train.run", "TrainConfig": "train.config",
+            "Dataset": "data.sources", "FashionbenchError": "errors"}
+_PACKAGES = ("datasets", "train", "evaluate")  # train and evaluate are callable: fashionbench.train(...)
 
-from . import api as _api  # noqa: E402
-from . import datasets  # noqa: E402
-from .api import (  # noqa: E402
-    ablate,
-    boost,
-    compare,
-    cross_validate,
-    list_models,
-    list_recipes,
-    load,
-    make_config,
-    report,
-    reproduce,
-    resume,
-)
-from .data.sources import Dataset  # noqa: E402
-from .errors import FashionbenchError  # noqa: E402
-from .inference import Predictor  # noqa: E402
-from .train.config import TrainConfig  # noqa: E402
-from .train.run import RunResult  # noqa: E402
+__all__ = ["FASHION_CLASSES", "__version__", *_PACKAGES, *_API, *_CLASSES]
 
 
-class _CallablePackage(_types.ModuleType):
-    """`fashionbench.train` and `fashionbench.evaluate` are subpackages *and* the API functions of the
-    same names: calling the package calls the function, and `import fashionbench.train.run as r`
-    still finds the package (a plain function bound to the name would shadow it)."""
+def __getattr__(name: str):
+    # Imported on first use, so `fashionbench --help` and `import fashionbench` stay fast (no torch).
+    import importlib
 
-    def __call__(self, *args, **kwargs):
-        return self.__api_function__(*args, **kwargs)
+    if name in _API:
+        return getattr(importlib.import_module(".api", __name__), name)
+    if name in _CLASSES:
+        return getattr(importlib.import_module(f".{_CLASSES[name]}", __name__), name)
+    if name in _PACKAGES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'fashionbench' has no attribute {name!r}")
 
 
-for _name in ("train", "evaluate"):
-    _package = _sys.modules[f"{__name__}.{_name}"]
-    _package.__class__ = _CallablePackage
-    _package.__api_function__ = getattr(_api, _name)
-    _package.__signature__ = __import__("inspect").signature(getattr(_api, _name))
-    _package.__doc__ = f"{getattr(_api, _name).__doc__}\n\n(package) {_package.__doc__ or ''}"
-train = _sys.modules[f"{__name__}.train"]
-evaluate = _sys.modules[f"{__name__}.evaluate"]
-
-__all__ = ["FASHION_CLASSES", "Dataset", "FashionbenchError", "Predictor", "RunResult", "TrainConfig", "__version__",
-           "ablate", "boost", "compare", "cross_validate", "datasets", "evaluate", "list_models", "list_recipes", "load",
-           "make_config", "report", "reproduce", "resume", "train"]
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -6,12 +6,13 @@ import argparse
 import json
 from pathlib import Path
 
-from .. import api
 from ..errors import ConfigError
 from . import options
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .. import api
+
     if args.resume:
         given = [n for n in options.given_flags(args) if n not in ("device", "threads")]
         if given or args.config or args.out or args.overwrite:
@@ -33,6 +34,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .. import api
+
     m = api.evaluate(args.checkpoint, dataset=args.dataset, data_dir=args.data_dir, device=args.device,
                      precision=args.precision, tta=args.tta, batch_size=args.batch_size, threads=args.threads,
                      expect_model=args.model)
@@ -47,6 +50,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+
     from ..models.registry import count_params, create_model, list_models, model_info
 
     rows = []
@@ -63,12 +67,15 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:
+    from .. import api
+
     for name, description in api.list_recipes().items():
         print(f"{name:<14} {description}")
     return 0
 
 
 def cmd_data(args: argparse.Namespace) -> int:
+
     from ..data import sources
 
     if args.data_cmd == "download":

@@ -9,7 +9,6 @@ import argparse
 import json
 
 from ..errors import ConfigError
-from ..train.config import field_names
 
 DEVICES = ["auto", "cpu", "cuda", "mps"]
 PRECISIONS = ["auto", "fp32", "bf16"]
@@ -100,6 +99,8 @@ def model_args(pairs: list[str] | None) -> dict:
 
 def given_flags(args: argparse.Namespace) -> dict:
     """The TrainConfig options given on the command line (model arguments as `model_args`)."""
+    from ..train.config import field_names
+
     flags = {name: getattr(args, name) for name in field_names() if getattr(args, name, None) is not None}
     flags.pop("model_args", None)
     if getattr(args, "model_arg", None):

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import time
 
-from .. import api
 from . import options
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from .. import api
+
     t0 = time.perf_counter()
     path = api.report(args.run, recompute=args.recompute, dataset=args.dataset, data_dir=args.data_dir,
                       device=args.device, precision=args.precision, threads=args.threads)
@@ -18,6 +19,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from .. import api
+
     out = api.compare(args.runs, args.out, overwrite=args.overwrite)
     print(out["markdown"])
     print(f"comparison: {out['html']} and {out['markdown_path']}")

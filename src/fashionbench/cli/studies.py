@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from .. import api
 from ..errors import ConfigError
 from . import options
 
 
 def cmd_cv(args: argparse.Namespace) -> int:
+    from .. import api
     from ..experiments.crossval import format_cv
 
     result = api.cross_validate(args.folds, out=args.out, overwrite=args.overwrite, **options.config_kwargs(args))
@@ -20,6 +20,7 @@ def cmd_cv(args: argparse.Namespace) -> int:
 
 
 def cmd_boost(args: argparse.Namespace) -> int:
+    from .. import api
     from ..experiments.boosting import format_boost
 
     result = api.boost(combine=args.combine, out=args.out, overwrite=args.overwrite, **options.config_kwargs(args))
@@ -29,6 +30,7 @@ def cmd_boost(args: argparse.Namespace) -> int:
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
+    from .. import api
     from ..experiments.ablation import format_ablation
 
     result = api.ablate(args.vary or [], spec=args.spec, seeds=args.seeds, combine=not args.no_combine,
@@ -40,6 +42,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
+    from .. import api
     from ..experiments.runner import format_console, format_list
 
     if args.list or not args.name:
@@ -62,6 +65,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def cmd_epochs_table(args: argparse.Namespace) -> int:
+
     from ..experiments.epochs import epochs_table, format_epochs_table, read_history, val_label
 
     rows = epochs_table(read_history(args.run_dir), args.every)
