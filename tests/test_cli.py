@@ -104,3 +104,12 @@ def test_runtime_options_mean_the_same_everywhere(command):
 def test_help_is_fast_it_imports_no_torch():
     probe = "import sys; from fashionbench.cli import build_parser; build_parser(); print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_data_check_of_a_missing_or_incomplete_folder_fails(tmp_path, capsys):
+    assert main(["data", "check", "--data-dir", str(tmp_path / "nowhere")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "part").mkdir()
+    (tmp_path / "part" / "train-images-idx3-ubyte.gz").write_bytes(b"x")
+    assert main(["data", "check", "--data-dir", str(tmp_path / "part")]) == 2
+    assert "lacks" in capsys.readouterr().err
