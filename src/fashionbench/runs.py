@@ -25,7 +25,7 @@ from typing import TypedDict
 import numpy as np
 
 from .errors import CheckpointError, ConfigError
-from .utils import atomic_savez, atomic_torch_save, atomic_write_json, atomic_write_text
+from .utils import atomic_savez, atomic_torch_save, atomic_write_json, atomic_write_text, remove_stale_temporaries
 
 log = logging.getLogger("fashionbench.runs")
 
@@ -53,7 +53,6 @@ HISTORY_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_acc
 BATCH_COLUMNS = ["epoch", "step", "batch", "loss", "lr"]
 
 METRICS_VERSION = 1
-STALE_TEMP_SECONDS = 3600
 
 
 class RunMetrics(TypedDict, total=False):
@@ -116,22 +115,6 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def remove_stale_temporaries(folder: Path, max_age_s: float = STALE_TEMP_SECONDS) -> list[Path]:
-    """Delete the `.NAME.XXXX.tmp` files an interrupted atomic write left (older than max_age_s)."""
-    removed = []
-    now = time.time()
-    for tmp in Path(folder).glob(".*.tmp"):
-        try:
-            if now - tmp.stat().st_mtime >= max_age_s and tmp.is_file():
-                tmp.unlink()
-                removed.append(tmp)
-        except OSError:
-            continue
-    if removed:
-        log.info("removed %d stale temporary file(s) in %s", len(removed), folder)
-    return removed
 
 
 @dataclass

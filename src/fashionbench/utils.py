@@ -10,6 +10,7 @@ import os
 import platform
 import random
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,29 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+STALE_TEMP_SECONDS = 3600.0
+
+
+def remove_stale_temporaries(folder: Path, max_age_s: float = STALE_TEMP_SECONDS) -> list[Path]:
+    """Delete atomic-write leftovers (`.NAME.XXXX.tmp`) older than `max_age_s` in `folder`.
+
+    A crash between writing a temp file and renaming it leaves one behind. Younger temps are
+    kept: a concurrent download may be writing one right now. Returns the paths removed.
+    """
+    removed = []
+    cutoff = time.time() - max_age_s
+    for tmp in Path(folder).glob(".*.tmp"):
+        try:
+            if tmp.is_file() and tmp.stat().st_mtime < cutoff:
+                tmp.unlink()
+                removed.append(tmp)
+        except OSError as e:  # gone already (another cleaner) or not ours to delete: leave it
+            log.debug("left %s in place: %s", tmp, e)
+    for tmp in removed:
+        log.info("removed stale temporary file %s", tmp)
+    return removed
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -18,6 +18,7 @@ from conftest import write_idx_folder
 from fashionbench.data import sources
 from fashionbench.data.idx import read_bytes, write_idx
 from fashionbench.errors import DataError
+from fashionbench.utils import remove_stale_temporaries
 
 
 @pytest.fixture
@@ -216,10 +217,10 @@ def test_remove_stale_temporaries_keeps_fresh_ones_and_real_files(tmp_path):
     stale = make_temp(tmp_path, ".train-images-idx3-ubyte.gz.k2j3h4.tmp", 7200)
     fresh = make_temp(tmp_path, ".t10k-images-idx3-ubyte.gz.a8d7f6.tmp", 60)  # a download in progress
     old_data = make_temp(tmp_path, "train-images-idx3-ubyte.gz", 7200)
-    assert sources.remove_stale_temporaries(tmp_path) == [stale]
+    assert remove_stale_temporaries(tmp_path) == [stale]
     assert not stale.exists() and fresh.exists() and old_data.exists()
-    assert sources.remove_stale_temporaries(tmp_path, max_age_s=10) == [fresh]
-    assert sources.remove_stale_temporaries(tmp_path / "missing") == []
+    assert remove_stale_temporaries(tmp_path, max_age_s=10) == [fresh]
+    assert remove_stale_temporaries(tmp_path / "missing") == []
 
 
 def test_download_removes_stale_temporaries(served):

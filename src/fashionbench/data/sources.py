@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from tqdm.auto import tqdm
 
 from .. import FASHION_CLASSES
 from ..errors import DataError
-from ..utils import atomic_path
+from ..utils import atomic_path, remove_stale_temporaries
 from .idx import parse_idx, read_bytes
 
 log = logging.getLogger("fashionbench.data")
@@ -145,26 +144,6 @@ def download_file(stem: str, dest_dir: Path, mirrors: tuple[str, ...], timeout: 
             errors.append(f"{url}: {reason}")
             log.warning("download failed: %s: %s", url, reason)
     raise DataError(f"could not download {stem}.gz: " + "; ".join(errors) + ". " + OFFLINE_HELP)
-
-
-def remove_stale_temporaries(folder: Path, max_age_s: float = 3600.0) -> list[Path]:
-    """Delete atomic-write leftovers (`.NAME.XXXX.tmp`) older than `max_age_s` in `folder`.
-
-    A crash between writing a temp file and renaming it leaves one behind. Younger temps are
-    kept: a concurrent download may be writing one right now. Returns the paths removed.
-    """
-    removed = []
-    cutoff = time.time() - max_age_s
-    for tmp in Path(folder).glob(".*.tmp"):
-        try:
-            if tmp.is_file() and tmp.stat().st_mtime < cutoff:
-                tmp.unlink()
-                removed.append(tmp)
-        except OSError as e:  # gone already (another cleaner) or not ours to delete: leave it
-            log.debug("left %s in place: %s", tmp, e)
-    for tmp in removed:
-        log.info("removed stale temporary file %s", tmp)
-    return removed
 
 
 def download(dest_dir: Path | None = None, mirrors: tuple[str, ...] | None = None) -> Path:
