@@ -21,7 +21,7 @@ run: $(STAMP)
 	$(BIN)/fashionbench train --recipe $(RECIPE) --out $(RUN_DIR) --overwrite
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/python -m pytest -q
 
 clean:
