@@ -226,3 +226,96 @@ def test_lock_of_a_dead_process_is_taken_over(tmp_path):
     with runs.claim_run_dir(out) as folder:
         assert folder.lock.read_text().split()[0] == str(os.getpid())
     assert not (out / runs.LOCK).exists()
+
+
+@pytest.mark.parametrize("content, expected", [
+    ({"augment": 5}, "augment must be"),
+    ({"tta": 5}, "tta must be"),
+    ({"model_args": [1]}, "model_args must be an object"),
+])
+def test_config_values_of_the_wrong_type(content, expected, idx_folder, tmp_path, capsys):
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps(content))
+    assert main(["train", *TINY, *data_args(idx_folder), "--config", str(cfg), "--model-arg", "dropout=0.1",
+                 "--out", str(tmp_path / "r")]) == 2
+    assert expected in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("spec", [[], {"baseline": [1], "variations": []},
+                                  {"variations": [{"name": "x", "change": [1]}]}])
+def test_bad_ablation_spec(spec, idx_folder, tmp_path, capsys):
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec))
+    assert main(["ablate", "--spec", str(path), *data_args(idx_folder), "--out", str(tmp_path / "a")]) == 2
+    assert "ablation spec" in one_error_line(capsys)
+
+
+def test_resume_of_a_finished_run_refuses(trained, capsys):
+    before = (trained / "metrics.json").read_text()
+    assert main(["train", "--resume", str(trained)]) == 2
+    assert "finished run: nothing to resume" in one_error_line(capsys)
+    assert (trained / "metrics.json").read_text() == before
+
+
+def test_a_recipe_boolean_can_be_turned_off(idx_folder, tmp_path):
+    from fashionbench.cli import build_parser
+    from fashionbench.cli.options import config_kwargs
+    from fashionbench.train.config import resolve_config
+
+    args = build_parser().parse_args(["train", "--recipe", "fast-60s", "--no-drop-last", "--no-lookahead"])
+    kw = config_kwargs(args)
+    cfg = resolve_config(recipe=kw.pop("recipe"), config=kw.pop("config"), overrides=kw)
+    assert cfg.drop_last is False and cfg.lookahead is False and cfg.nesterov is True
+
+
+def test_run_folder_loads_the_weights_its_metrics_came_from(trained):
+    from fashionbench.checkpoint import read_checkpoint
+
+    # without --restore-best the test metrics come from last.pt, and so does loading the folder
+    assert read_checkpoint(trained)["path"].endswith("last.pt")
+
+
+def test_api_run_on_other_data_records_it(idx_folder, tmp_path):
+    import fashionbench as fb
+
+    ds = fb.datasets.load("mnist-format", idx_folder)
+    run = fb.train("mlp_002", epochs=1, device="cpu", data=ds, out=tmp_path / "r", report=False)
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert saved["dataset"] == "mnist-format" and saved["data_dir"] == str(idx_folder)
+    assert fb.evaluate(tmp_path / "r", device="cpu")["test_accuracy"] == pytest.approx(run.test_accuracy)
+
+
+def test_predictor_edge_inputs(trained):
+    import numpy as np
+
+    import fashionbench as fb
+    from fashionbench.errors import ConfigError
+
+    clf = fb.load(trained, device="cpu")
+    assert clf.predict_proba(np.zeros((0, 28, 28), np.uint8)).shape == (0, 10)
+    with pytest.raises(ConfigError, match="NaN"):
+        clf.predict(np.full((1, 28, 28), np.nan, np.float32))
+    with pytest.raises(ConfigError, match="expected"):
+        clf.predict("a.jpg" * 3)
+
+
+def test_constant_embeddings_skip_tsne_instead_of_crashing():
+    import numpy as np
+
+    from fashionbench.data.normalize import Normalization
+    from fashionbench.evaluate.report import collect_artifacts
+    from fashionbench.inference import Predictor
+
+    class Dead(torch.nn.Module):  # every image gets the same features
+        def __init__(self):
+            super().__init__()
+            self.head = torch.nn.Linear(4, 10)
+
+        def forward(self, x):
+            return self.head(torch.ones(len(x), 4))
+
+    images = torch.randint(0, 255, (60, 28, 28), dtype=torch.uint8)
+    labels = np.arange(60) % 10
+    art = collect_artifacts(Predictor.from_model(Dead(), Normalization(), [str(i) for i in range(10)], device="cpu"),
+                            images, labels, np.zeros((60, 10), np.float32), images, labels)
+    assert "tsne" not in art and "sprite_images" in art

@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .data.sources import Dataset, load_dataset
+from .data.sources import Dataset, dataset_args, load_dataset
 from .errors import ConfigError
 from .inference import Predictor
 from .train.config import TrainConfig, resolve_config
@@ -70,7 +70,7 @@ def evaluate(checkpoint: str | Path, *, data: Dataset | None = None, dataset: st
     predictor = Predictor.from_checkpoint(checkpoint, device=device, precision=precision, tta=tta,
                                           batch_size=batch_size, expect_model=expect_model)
     cfg = predictor.info.get("config") or {}
-    ds = data or load_dataset(dataset or cfg.get("dataset", "fashion-mnist"), data_dir or cfg.get("data_dir"))
+    ds = data or load_dataset(*dataset_args(cfg, dataset, data_dir))
     if ds.num_classes != predictor.num_classes:
         raise ConfigError(f"the checkpoint has {predictor.num_classes} classes but the dataset has "
                           f"{ds.num_classes}; evaluate it on the dataset it was trained on")

@@ -12,7 +12,7 @@ from torch import nn
 from .data.normalize import Normalization
 from .errors import CheckpointError, FashionbenchError
 from .models.registry import create_model
-from .runs import BEST, LAST
+from .runs import BEST, LAST, checkpoint_for, read_config
 
 FORMAT = "fashionbench-checkpoint"
 VERSION = 1
@@ -30,13 +30,11 @@ def make_checkpoint(*, model_name: str, model_args: dict, state_dict: dict, clas
 def read_checkpoint(path: str | Path) -> dict:
     """Load a checkpoint dict with a clear error for anything that is not one of ours."""
     path = Path(path)
-    if path.is_dir():
-        for name in (BEST, LAST):
-            if (path / name).is_file():
-                path = path / name
-                break
-        else:
-            raise CheckpointError(f"{path} holds no best.pt or last.pt; pass a checkpoint file or a run folder")
+    if path.is_dir():  # the weights the run's test metrics came from (last.pt unless it restored the best)
+        found = checkpoint_for(path, "best" if read_config(path).get("restore_best") else "last")
+        if found is None:
+            raise CheckpointError(f"{path} holds no {BEST} or {LAST}; pass a checkpoint file or a run folder")
+        path = found
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} not found; pass a .pt file written by `fashionbench train`")
     if path.stat().st_size == 0:
@@ -46,7 +44,8 @@ def read_checkpoint(path: str | Path) -> dict:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError, ValueError,
             AttributeError, KeyError, IndexError, TypeError) as e:
-        why = (str(e).splitlines() or [type(e).__name__])[0][:120]
+        why = "not a PyTorch checkpoint" if "Weights only load failed" in str(e) else \
+            (str(e).splitlines() or [type(e).__name__])[0][:120]
         raise CheckpointError(f"{path} could not be read as a checkpoint ({why}); it is truncated or not a "
                               "fashionbench checkpoint: train again or pass another file") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "state_dict" not in ckpt:

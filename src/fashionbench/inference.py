@@ -93,13 +93,22 @@ def last_linear(model: nn.Module) -> nn.Linear | None:
 
 def as_image_batch(images) -> torch.Tensor:
     """uint8 images as a (N, 28, 28) tensor, from a tensor or array of (N, 28, 28) or one (28, 28)."""
-    x = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images)
+    try:
+        x = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images)
+    except (TypeError, ValueError, RuntimeError):
+        raise ConfigError(f"expected 28x28 grayscale images (a tensor or NumPy array), got {type(images).__name__}") \
+            from None
+    if x.dtype == torch.bool or not (x.is_floating_point() or x.dtype in (torch.uint8, torch.int16, torch.int32,
+                                                                       torch.int64, torch.int8)):
+        raise ConfigError(f"expected numeric images, got {x.dtype}")
     if x.ndim == 2:
         x = x.unsqueeze(0)
     if x.ndim == 4 and x.shape[1] == 1:
         x = x[:, 0]
     if x.ndim != 3 or tuple(x.shape[1:]) != (28, 28):
         raise ConfigError(f"expected 28x28 grayscale images shaped (N, 28, 28), got {tuple(x.shape)}")
+    if x.is_floating_point() and not torch.isfinite(x).all():
+        raise ConfigError("the images hold NaN or infinite values; pass pixels in 0..255 or floats in [0, 1]")
     if x.dtype != torch.uint8:
         if x.is_floating_point() and x.numel() and float(x.max()) <= 1.0:
             x = x * 255  # floats in [0, 1]
@@ -157,6 +166,8 @@ class Predictor:
 
     def predict_logits(self, images) -> torch.Tensor:
         x = as_image_batch(images).to(self.device)
+        if not len(x):
+            return torch.zeros(0, self.num_classes)
         return predict_logits(self.model, x, normalizer=self.normalizer, batch_size=self.batch_size,
                               precision=self.precision, channels_last=self.channels_last, tta=self.tta)
 

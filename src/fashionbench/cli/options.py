@@ -46,7 +46,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--optimizer", choices=["sgd", "adam", "adamw", "rmsprop"])
     g.add_argument("--lr", type=float, help="(peak) learning rate")
     g.add_argument("--momentum", type=float, help="momentum for sgd/rmsprop")
-    g.add_argument("--nesterov", action="store_true", default=None, help="Nesterov momentum (sgd)")
+    g.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None, help="Nesterov momentum (sgd)")
     g.add_argument("--weight-decay", type=float)
     g.add_argument("--loss", choices=["ce", "nll", "mse", "mae"], help="ce: cross-entropy; nll: log-softmax + "
                    "NLL; mse/mae: softmax vs one-hot")
@@ -55,8 +55,10 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--warmup-epochs", type=float, help="linear warmup (a recipe's scales with --epochs)")
     g.add_argument("--final-lr-factor", type=float, help="cosine/linear schedules end at lr times this")
     g.add_argument("--bias-lr-scale", type=float, help="lr multiplier for biases and norm parameters")
-    g.add_argument("--lookahead", action="store_true", default=None, help="lookahead EMA of the weights")
-    g.add_argument("--drop-last", action="store_true", default=None, help="drop the last partial batch")
+    g.add_argument("--lookahead", action=argparse.BooleanOptionalAction, default=None,
+                   help="lookahead EMA of the weights")
+    g.add_argument("--drop-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="drop the last partial batch")
     g.add_argument("--step-epochs", type=int, help="step schedule: epochs between decays")
     g.add_argument("--gamma", type=float, help="step/plateau schedule: decay factor in (0, 1]")
     g = p.add_argument_group("data")
@@ -70,7 +72,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="stop after PATIENCE epochs without "
                    "improvement of --monitor")
     g.add_argument("--monitor", choices=["val_loss", "val_accuracy", "train_loss", "train_accuracy"])
-    g.add_argument("--restore-best", action="store_true", default=None, help="evaluate the best epoch's weights")
+    g.add_argument("--restore-best", action=argparse.BooleanOptionalAction, default=None,
+                   help="evaluate the best epoch's weights")
     g.add_argument("--tta", help="test-time augmentation views: none, flip, translate, flip+translate")
     g = p.add_argument_group("run")
     g.add_argument("--seed", type=int)

@@ -335,6 +335,16 @@ def _class_names(dataset: str, folder: Path, arrays: dict[str, np.ndarray]) -> l
     return list(FASHION_CLASSES)
 
 
+def dataset_args(saved: dict, dataset: str | None = None, data_dir: str | None = None) -> tuple[str, str | None]:
+    """(dataset, data_dir) for reloading a run's data: the run's own unless told otherwise; another
+    dataset than the run's does not inherit the run's folder."""
+    saved_name = saved.get("dataset") or "fashion-mnist"
+    name = dataset or saved_name
+    if data_dir:
+        return name, data_dir
+    return name, saved.get("data_dir") if name == saved_name else None
+
+
 def load_dataset(dataset: str = "fashion-mnist", data_dir: str | Path | None = None,
                  allow_download: bool = True, mirrors: tuple[str, ...] | None = None) -> Dataset:
     """Load the whole dataset into memory as uint8/int64 tensors."""

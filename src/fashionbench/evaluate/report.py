@@ -63,6 +63,9 @@ def collect_artifacts(predictor: Predictor, test_images: torch.Tensor, labels: n
     idx = stratified_sample(labels, tsne_points, seed)
     emb = predictor.embeddings(test_images[torch.as_tensor(idx)])
     out["embed_seconds"] = np.float64(time.perf_counter() - t0)
+    if emb is not None and not (np.isfinite(emb).all() and float(emb.std(0).max(initial=0)) > 1e-6):
+        log.warning("no t-SNE: the embeddings are constant or not finite (the model did not train)")
+        emb = None
     if emb is not None:
         head = last_linear(predictor.model)
         layer = next(n for n, m in predictor.model.named_modules() if m is head)
@@ -132,13 +135,13 @@ def _top_loss_rows(interp: Interpretation, n: int) -> list[dict]:
 def recompute_artifacts(data: RunData, *, data_dir: str | None = None, dataset_name: str | None = None,
                         device: str = "auto", precision: str | None = None) -> dict:
     """Reload the evaluated checkpoint and the dataset to redo embeddings, t-SNE, top losses, sprite."""
-    from ..data.sources import load_dataset
+    from ..data.sources import dataset_args, load_dataset
 
     path = check_checkpoint(data)
     cfg = data.config
     predictor = Predictor.from_checkpoint(path, device=device, precision=precision or data.metrics.get(
         "precision", "auto"), tta=(), expect_model=data.metrics["model"])
-    ds = load_dataset(dataset_name or cfg.get("dataset", "fashion-mnist"), data_dir or cfg.get("data_dir"))
+    ds = load_dataset(*dataset_args(cfg, dataset_name, data_dir))
     if len(ds.test_labels) != len(data.labels) or not np.array_equal(ds.test_labels.numpy(), data.labels):
         raise CheckpointError(f"the test set of {ds.source or ds.name} differs from the one {data.run_dir} was "
                               "evaluated on; pass the --data-dir the run was trained with")

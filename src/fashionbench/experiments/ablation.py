@@ -69,8 +69,11 @@ def load_spec(path: str | Path) -> tuple[dict, list[Variation]]:
     """A JSON file {"baseline": {config...}, "variations": [{"name": ..., "change": {...}}]}."""
     try:
         spec = json.loads(Path(path).read_text())
-        return spec.get("baseline", {}), [Variation(v["name"], v["change"]) for v in spec["variations"]]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+        base, variations = spec.get("baseline", {}), [Variation(v["name"], v["change"]) for v in spec["variations"]]
+        if not isinstance(base, dict) or not all(isinstance(v.change, dict) for v in variations):
+            raise TypeError("'baseline' and every 'change' must be objects")
+        return base, variations
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
         raise ConfigError(f"ablation spec {path}: cannot read it ({e}); expected JSON with 'baseline' and "
                           "'variations': [{'name': ..., 'change': {...}}]") from None
 

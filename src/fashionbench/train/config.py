@@ -106,9 +106,11 @@ def read_config_file(path: str | Path) -> dict:
     return values
 
 
-def _views(value) -> list[str]:
+def _views(key: str, value) -> list[str]:
     if isinstance(value, str):
         return [] if value.strip() in ("", "none") else value.replace(",", "+").split("+")
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{key} must be 'none', a '+'-joined string or a list of names, got {value!r}")
     return list(value)
 
 
@@ -124,9 +126,14 @@ def resolve_config(*, recipe: str | None = None, config: str | Path | Mapping | 
     values: dict = {}
     rec = recipe_config(recipe) if recipe else {}
     values.update(rec)
-    values.update(base or {})
-    if config is not None:
-        values.update(read_config_file(config) if isinstance(config, (str, Path)) else dict(config))
+    file_values = read_config_file(config) if isinstance(config, (str, Path)) else config
+    for name, layer in (("a baseline", base), ("a config", file_values)):
+        if layer is not None and not isinstance(layer, Mapping):
+            raise ConfigError(f"{name} must be an object of option: value, got {type(layer).__name__}")
+        values.update(layer or {})
+    for name, layer in (("model_args", values.get("model_args")), ("--model-arg", overrides.get("model_args"))):
+        if layer is not None and not isinstance(layer, Mapping):
+            raise ConfigError(f"{name} must be an object of name: value, got {layer!r}")
     if recipe:
         values["recipe"] = recipe
     model_args = overrides.pop("model_args", None)
@@ -140,7 +147,7 @@ def resolve_config(*, recipe: str | None = None, config: str | Path | Mapping | 
         values["warmup_epochs"] = round(rec["warmup_epochs"] * overrides["epochs"] / rec["epochs"], 3)
     for key in ("augment", "tta"):
         if key in values:
-            values[key] = _views(values[key])
+            values[key] = _views(key, values[key])
     return TrainConfig.from_dict(values)
 
 

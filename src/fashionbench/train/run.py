@@ -23,7 +23,7 @@ from .. import __version__, runs
 from ..checkpoint import make_checkpoint, read_checkpoint
 from ..data.augment import build_augment
 from ..data.normalize import Normalization, to_float
-from ..data.sources import Dataset, load_dataset
+from ..data.sources import DATASETS, Dataset, load_dataset
 from ..data.splits import Split, split_training_set
 from ..errors import CheckpointError, ConfigError, FashionbenchError
 from ..evaluate.metrics import classification_metrics
@@ -37,7 +37,7 @@ from .optim import build_loss, build_optimizer, build_scheduler, param_groups
 
 log = logging.getLogger("fashionbench.train")
 
-OUTPUTS = ("predictions", "report", "metrics")  # metrics.json last: its presence marks a finished run
+OUTPUTS = ("predictions", "report", "metrics")  # metrics.json marks a finished run
 
 
 class TrainingError(FashionbenchError):
@@ -174,8 +174,8 @@ def setup_run(cfg: TrainConfig, *, dataset: Dataset | None = None, split: Split 
                                 cfg.lr, cfg.momentum, cfg.nesterov, cfg.weight_decay)
     steps = len(train_x) // cfg.batch_size if cfg.drop_last else len(range(0, len(train_x), cfg.batch_size))
     if steps < 1:
-        raise ConfigError(f"--batch-size {cfg.batch_size} with --drop-last leaves no batch of the {len(train_x)} "
-                          "training images; lower --batch-size or drop --drop-last")
+        raise ConfigError(f"--batch-size {cfg.batch_size} with drop_last leaves no batch of the {len(train_x)} "
+                          "training images; lower --batch-size or pass --no-drop-last")
     scheduler, per_batch = build_scheduler(optimizer, cfg.schedule, epochs=cfg.epochs, steps_per_epoch=steps,
                                            warmup_epochs=cfg.warmup_epochs, step_epochs=cfg.step_epochs,
                                            gamma=cfg.gamma, final_factor=cfg.final_lr_factor)
@@ -287,6 +287,8 @@ def write_outputs(result: RunResult, outputs: Sequence[str] = OUTPUTS) -> None:
     labels = result.dataset.test_labels.numpy()
     if "predictions" in outputs:
         runs.write_predictions(run_dir, result.test_logits.numpy(), labels)
+    if "metrics" in outputs and "report" in outputs:  # written first too: a crash in the report loses nothing
+        runs.write_metrics(run_dir, result.metrics)
     if "report" in outputs:
         from ..evaluate.report import write_run_outputs
 
@@ -307,6 +309,10 @@ def train_run(cfg: TrainConfig, run_dir: str | Path | None = None, *, dataset: D
     the stratified fraction/holdout split (k-fold cross-validation passes its folds); extra
     `callbacks` see every event; `outputs` picks what is written after the test; only a
     writer (rank 0 of a distributed run) claims and writes the folder."""
+    if dataset is not None and dataset.name in DATASETS and dataset.files and (
+            cfg.dataset != dataset.name or (dataset.name == "mnist-format" and not cfg.data_dir)):
+        # record where the data really came from, so resume, evaluate and report find it again
+        cfg = cfg.replace(dataset=dataset.name, data_dir=str(Path(dataset.files["train_images"]).parent))
     validate(cfg)
     run_dir = Path(run_dir) if run_dir is not None else None
     writes = run_dir is not None and is_writer
