@@ -202,9 +202,6 @@ def claim_run_dir(run_dir: str | Path, *, overwrite: bool = False, resume: bool 
     try:
         remove_stale_temporaries(run_dir, max_age_s=0)  # we hold the lock: no write of ours is in flight
         if resume:
-            if (run_dir / METRICS).is_file():
-                raise ConfigError(f"{run_dir} holds a finished run: nothing to resume; train it again with "
-                                  "--overwrite, or pass another --out")
             if not (run_dir / LAST).is_file():
                 raise CheckpointError(f"{run_dir} has no {LAST} to resume from (the run stopped before its first "
                                       "epoch ended); start it again with the same options and --overwrite")
