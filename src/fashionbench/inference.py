@@ -29,6 +29,8 @@ def parse_tta(value: str | Sequence[str] | None) -> list[str]:
     """'none', 'flip', 'flip+translate' (or a list of views) -> checked list of views."""
     if value is None:
         return []
+    if not isinstance(value, (str, list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"--tta must be 'none', a '+'-joined string or a list of views, got {value!r}")
     views = ([] if value.strip() in ("", "none") else value.replace(",", "+").split("+")) if isinstance(value, str) \
         else list(value)
     bad = [v for v in views if v not in TTA_VIEWS]

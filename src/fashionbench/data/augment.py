@@ -103,6 +103,8 @@ def parse_augment(spec: str | Sequence[str] | None) -> list[str]:
     """'flip+translate' or ['flip', 'translate'] -> validated names in a canonical order."""
     if spec is None:
         return []
+    if not isinstance(spec, (str, list, tuple)) or not all(isinstance(n, str) for n in spec):
+        raise ConfigError(f"--augment must be 'none', a '+'-joined string or a list of names, got {spec!r}")
     names = spec.replace(",", "+").split("+") if isinstance(spec, str) else list(spec)
     names = [n.strip() for n in names if n.strip() and n.strip() != "none"]
     unknown = [n for n in names if n not in AUGMENTS]

@@ -106,14 +106,6 @@ def read_config_file(path: str | Path) -> dict:
     return values
 
 
-def _views(key: str, value) -> list[str]:
-    if isinstance(value, str):
-        return [] if value.strip() in ("", "none") else value.replace(",", "+").split("+")
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{key} must be 'none', a '+'-joined string or a list of names, got {value!r}")
-    return list(value)
-
-
 def resolve_config(*, recipe: str | None = None, config: str | Path | Mapping | None = None,
                    base: Mapping | None = None, overrides: Mapping | None = None) -> TrainConfig:
     """The one place a training config is put together: defaults < recipe < `base` (e.g. an
@@ -145,9 +137,10 @@ def resolve_config(*, recipe: str | None = None, config: str | Path | Mapping | 
     if rec and "epochs" in overrides and "warmup_epochs" not in overrides and rec.get("warmup_epochs") \
             and values.get("warmup_epochs") == rec["warmup_epochs"]:
         values["warmup_epochs"] = round(rec["warmup_epochs"] * overrides["epochs"] / rec["epochs"], 3)
-    for key in ("augment", "tta"):
-        if key in values:
-            values[key] = _views(key, values[key])
+    if "augment" in values:
+        values["augment"] = parse_augment(values["augment"])
+    if "tta" in values:
+        values["tta"] = parse_tta(values["tta"])
     return TrainConfig.from_dict(values)
 
 
