@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import load_checkpoint
+from .checkpoint import build_from_checkpoint, load_checkpoint
 from .data.normalize import Normalization, to_float
 from .errors import ConfigError
 from .models.registry import place_model
@@ -151,11 +151,16 @@ class Predictor:
                    parse_tta(tta), batch_size, dict(info or {}))
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, *, device: str = "auto", precision: str = "auto",
+    def from_checkpoint(cls, path: str | Path | dict, *, device: str = "auto", precision: str = "auto",
                         tta: Sequence[str] | str | None = None, batch_size: int = 1000,
                         expect_model: str | None = None) -> Predictor:
-        """Load best.pt / last.pt (or a run folder). `tta=None` uses the views the run was trained with."""
-        model, ckpt = load_checkpoint(path, expect_model=expect_model)
+        """Load best.pt / last.pt (or a run folder, or a checkpoint dict already read with
+        `read_checkpoint`). `tta=None` uses the views the run was trained with."""
+        if isinstance(path, dict):
+            ckpt = path
+            model = build_from_checkpoint(ckpt, expect_model)
+        else:
+            model, ckpt = load_checkpoint(path, expect_model=expect_model)
         cfg = ckpt.get("config") or {}
         info = {"model": ckpt["model"], "epoch": ckpt.get("epoch"), "path": ckpt["path"], "config": cfg}
         return cls.from_model(model, Normalization.from_dict(ckpt["normalization"]), ckpt["class_names"],

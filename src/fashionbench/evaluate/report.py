@@ -133,13 +133,14 @@ def _top_loss_rows(interp: Interpretation, n: int) -> list[dict]:
 # ----------------------------------------------------------------------------- rebuild from files
 
 def recompute_artifacts(data: RunData, *, data_dir: str | None = None, dataset_name: str | None = None,
-                        device: str = "auto", precision: str | None = None) -> dict:
-    """Reload the evaluated checkpoint and the dataset to redo embeddings, t-SNE, top losses, sprite."""
+                        device: str = "auto", precision: str | None = None, ckpt: dict | None = None) -> dict:
+    """Reload the evaluated checkpoint (`ckpt` when the caller has checked it already) and the
+    dataset to redo embeddings, t-SNE, top losses, sprite."""
     from ..data.sources import dataset_args, load_dataset
 
-    path = check_checkpoint(data)
+    ckpt = ckpt or check_checkpoint(data)
     cfg = data.config
-    predictor = Predictor.from_checkpoint(path, device=device, precision=precision or data.metrics.get(
+    predictor = Predictor.from_checkpoint(ckpt, device=device, precision=precision or data.metrics.get(
         "precision", "auto"), tta=(), expect_model=data.metrics["model"])
     ds = load_dataset(*dataset_args(cfg, dataset_name, data_dir))
     if len(ds.test_labels) != len(data.labels) or not np.array_equal(ds.test_labels.numpy(), data.labels):
@@ -152,8 +153,8 @@ def recompute_artifacts(data: RunData, *, data_dir: str | None = None, dataset_n
                              ds.train_labels.numpy()[split.train_idx], seed=int(data.metrics.get("seed", 0) or 0))
 
 
-def check_checkpoint(data: RunData) -> Path:
-    """The checkpoint the test metrics came from, checked against the run's model and classes."""
+def check_checkpoint(data: RunData) -> dict:
+    """The checkpoint the test metrics came from, read and checked against the run's model and classes."""
     path = runs.checkpoint_for(data.run_dir, data.metrics.get("evaluated_weights", "best"))
     if path is None:
         raise CheckpointError(f"{data.run_dir} lacks {runs.BEST} and {runs.LAST}; the report needs the trained "
@@ -167,7 +168,7 @@ def check_checkpoint(data: RunData) -> Path:
     if names and list(ckpt.get("class_names", [])) != list(names):
         raise CheckpointError(f"{path} was trained on other classes than the run ({ckpt.get('class_names')}); "
                               "it comes from another run")
-    return path
+    return ckpt
 
 
 def rebuild_report(run_dir: str | Path, *, recompute: bool = False, data_dir: str | None = None,
@@ -178,7 +179,7 @@ def rebuild_report(run_dir: str | Path, *, recompute: bool = False, data_dir: st
     evaluated checkpoint and the dataset. Every input is read and checked before anything is written."""
     t0 = time.perf_counter()
     data = load_run(run_dir, full=True)
-    check_checkpoint(data)
+    ckpt = check_checkpoint(data)
     extra = detailed_metrics(data.logits, data.labels, data.class_names, seed=int(data.metrics.get("seed", 0) or 0))
     data.metrics = {**data.metrics, **extra}
     interp = Interpretation.from_logits(data.logits, data.labels, data.class_names)
@@ -186,7 +187,7 @@ def rebuild_report(run_dir: str | Path, *, recompute: bool = False, data_dir: st
     new_artifacts = None
     if recompute or data.artifacts is None:
         new_artifacts = recompute_artifacts(data, data_dir=data_dir, dataset_name=dataset_name, device=device,
-                                            precision=precision)
+                                            precision=precision, ckpt=ckpt)
         data.artifacts = new_artifacts
     html_text, figures = render(data)
     log.debug("report of %s rebuilt in %.1f s", data.run_dir, time.perf_counter() - t0)
