@@ -17,3 +17,7 @@ class ConfigError(FashionbenchError):
 
 class CheckpointError(FashionbenchError):
     """A checkpoint or run folder that cannot be used as asked."""
+
+
+class PhotoError(FashionbenchError):
+    """A photo that cannot be read or converted: not an image, truncated, too large, no images found."""
