@@ -25,9 +25,10 @@ def classification_metrics(logits: torch.Tensor | np.ndarray, labels, class_name
 
 
 def detailed_metrics(logits: torch.Tensor | np.ndarray, labels, class_names: list[str], *, seed: int = 0,
-                     top_pairs: int = 10) -> dict:
+                     top_pairs: int = 10, temperature: float | None = None) -> dict:
     """What classification_metrics lacks: top-2, per-class precision/recall/F1, the row-normalized
-    confusion matrix, most-confused pairs, a bootstrap 95% interval and calibration (ECE)."""
+    confusion matrix, most-confused pairs, a bootstrap 95% interval and calibration (ECE of the raw
+    softmax, and with a fitted `temperature` the ECE of softmax(logits / temperature))."""
     from sklearn.metrics import precision_recall_fscore_support
 
     from .interpret import Interpretation
@@ -51,4 +52,6 @@ def detailed_metrics(logits: torch.Tensor | np.ndarray, labels, class_names: lis
         "ece": cal["ece"],
         "ece_bins": ECE_BINS,
         "reliability": cal["bins"],
+        **({"ece_calibrated": calibration(torch.softmax(torch.as_tensor(logits).float() / temperature, 1).numpy(),
+                                          y)["ece"]} if temperature else {}),
     }

@@ -92,7 +92,7 @@ def write_run_outputs(run_dir: str | Path, *, predictor: Predictor, dataset, log
     seed = int(metrics.get("seed", 0) or 0)
     labels = dataset.test_labels.numpy()
     logits_np = torch.as_tensor(logits).float().numpy()
-    extra = detailed_metrics(logits_np, labels, dataset.class_names, seed=seed)
+    extra = detailed_metrics(logits_np, labels, dataset.class_names, seed=seed, temperature=metrics.get("temperature"))
     interp = Interpretation.from_logits(logits_np, labels, dataset.class_names)
     extra["top_losses"] = _top_loss_rows(interp, 10)
     try:
@@ -180,7 +180,8 @@ def rebuild_report(run_dir: str | Path, *, recompute: bool = False, data_dir: st
     t0 = time.perf_counter()
     data = load_run(run_dir, full=True)
     ckpt = check_checkpoint(data)
-    extra = detailed_metrics(data.logits, data.labels, data.class_names, seed=int(data.metrics.get("seed", 0) or 0))
+    extra = detailed_metrics(data.logits, data.labels, data.class_names, seed=int(data.metrics.get("seed", 0) or 0),
+                             temperature=data.metrics.get("temperature"))
     data.metrics = {**data.metrics, **extra}
     interp = Interpretation.from_logits(data.logits, data.labels, data.class_names)
     data.metrics["top_losses"] = _top_loss_rows(interp, 10)
@@ -323,6 +324,9 @@ def render(data: RunData) -> tuple[str, dict[str, bytes]]:
                ["test loss (cross-entropy)", _num(m.get("test_loss"))],
                ["macro F1", fmt_pct(m.get("macro_f1"))],
                ["expected calibration error", f"{fmt_pct(m.get('ece'))} ({m.get('ece_bins', '?')} bins)"],
+               ["after temperature scaling", f"{fmt_pct(m.get('ece_calibrated'))} (T = {m['temperature']:.3g}, fitted on "
+                                             "the validation split)" if m.get("temperature") else
+                "not fitted (the run has no validation split: train with --val-fraction 0.05)"],
                ["validation accuracy (last epoch)", fmt_pct(m.get("val_accuracy"))],
                ["evaluated weights", f"{m.get('evaluated_weights', '?')} (best epoch {m.get('best_epoch', '?')})"],
                ["test-time augmentation", ", ".join(m.get("tta") or []) or "none"],

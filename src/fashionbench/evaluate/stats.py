@@ -107,3 +107,34 @@ def stratified_sample(labels, n: int, seed: int = 0) -> np.ndarray:
         take = max(1, round(n * len(idx) / len(y)))
         out.append(rng.choice(idx, size=min(take, len(idx)), replace=False))
     return np.sort(np.concatenate(out))
+
+
+def fit_temperature(logits, labels) -> float:
+    """The temperature T that minimises the negative log-likelihood of softmax(logits / T)
+    (Guo et al., 2017), fitted on held-out data; T > 1 softens over-confident logits, T < 1
+    sharpens under-confident ones (label smoothing makes them so)."""
+    import torch
+
+    z = torch.as_tensor(np.asarray(logits), dtype=torch.float64)
+    y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    if not len(z):
+        return 1.0
+
+    def nll(log_t: float) -> float:
+        return float(torch.nn.functional.cross_entropy(z / math.exp(log_t), y))
+
+    # A 1-D convex problem in log T: golden-section search is exact enough and never diverges.
+    lo, hi = math.log(0.05), math.log(20.0)
+    ratio = (math.sqrt(5) - 1) / 2
+    a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
+    fa, fb = nll(a), nll(b)
+    for _ in range(60):
+        if fa < fb:
+            hi, b, fb = b, a, fa
+            a = hi - ratio * (hi - lo)
+            fa = nll(a)
+        else:
+            lo, a, fa = a, b, fb
+            b = lo + ratio * (hi - lo)
+            fb = nll(b)
+    return round(math.exp((lo + hi) / 2), 4)

@@ -27,7 +27,8 @@ from ..data.sources import DATASETS, Dataset, load_dataset
 from ..data.splits import Split, split_training_set
 from ..errors import CheckpointError, ConfigError, FashionbenchError
 from ..evaluate.metrics import classification_metrics
-from ..inference import Predictor
+from ..evaluate.stats import fit_temperature
+from ..inference import Predictor, predict_logits
 from ..models.registry import check_forward, count_params, create_model, place_model
 from ..utils import machine_description, resolve_device, resolve_precision, seed_everything, set_threads
 from .callbacks import EarlyStopping, RunWriter
@@ -99,6 +100,7 @@ class RunSetup:
     lookahead: Lookahead | None
     loss_fn: LossFn
     state: TrainState = field(default_factory=TrainState)
+    calibration: dict = field(default_factory=dict)  # fitted after training: {"temperature": T}
 
     def checkpoint(self, state: TrainState, kind: str) -> dict:
         """best.pt (the best epoch's weights) or last.pt (everything needed to resume)."""
@@ -111,7 +113,7 @@ class RunSetup:
         return make_checkpoint(model_name=self.cfg.model, model_args=self.cfg.model_args, state_dict=weights,
                                class_names=self.dataset.class_names, normalization=self.normalizer,
                                config=self.cfg.to_dict(), epoch=state.epoch if kind == "last" else state.best_epoch,
-                               **extra)
+                               **self.calibration, **extra)
 
 
 @dataclass
@@ -129,6 +131,7 @@ class RunResult:
     normalizer: Normalization
     device: torch.device
     precision: str
+    temperature: float = 1.0
 
     @property
     def test_accuracy(self) -> float:
@@ -139,6 +142,7 @@ class RunResult:
         return Predictor.from_model(self.model, self.normalizer, self.dataset.class_names, device=self.device,
                                     precision=self.precision, tta=self.config.tta if tta is None else tta,
                                     batch_size=batch_size or self.config.eval_batch_size,
+                                    temperature=self.temperature,
                                     info={"model": self.config.model, "epoch": self.state.epoch,
                                           "config": self.config.to_dict(), "path": str(self.run_dir or "")})
 
@@ -241,9 +245,20 @@ def fit_run(s: RunSetup, *, run_dir: Path | None = None, callbacks: Sequence = (
     return state
 
 
+def calibrate(s: RunSetup) -> dict:
+    """Fit the softmax temperature on the validation split (with the run's TTA, as predictions are
+    made); {} without a validation split: the test set never tunes anything."""
+    if s.val is None or not len(s.val[0]):
+        return {}
+    logits = predict_logits(s.model, s.val[0], normalizer=s.normalizer, batch_size=s.cfg.eval_batch_size,
+                            precision=s.precision, channels_last=s.channels_last, tta=s.cfg.tta)
+    return {"temperature": fit_temperature(logits.numpy(), s.val[1].cpu().numpy())}
+
+
 def test_run(s: RunSetup, state: TrainState, run_dir: Path | None = None) -> RunResult:
-    """Evaluate the trained model on the test set; the result holds the metrics record."""
+    """Calibrate on the validation split, evaluate on the test set; the result holds the metrics record."""
     cfg, ds = s.cfg, s.dataset
+    s.calibration = calibrate(s)
     t0 = time.perf_counter()
     ev = evaluate(s.model, ds.test_images.to(s.device), ds.test_labels, normalizer=s.normalizer,
                   batch_size=cfg.eval_batch_size, precision=s.precision, channels_last=s.channels_last, tta=cfg.tta)
@@ -261,6 +276,7 @@ def test_run(s: RunSetup, state: TrainState, run_dir: Path | None = None) -> Run
         "val_accuracy": state.history[-1]["val_accuracy"] if s.val is not None and state.history else None,
         "evaluated_weights": "best" if cfg.restore_best else "last",
         "tta": cfg.tta,
+        "temperature": s.calibration.get("temperature"),
         **classification_metrics(ev["logits"], ds.test_labels.numpy(), ds.class_names),
         "class_names": ds.class_names,
         "seed": cfg.seed,
@@ -273,7 +289,7 @@ def test_run(s: RunSetup, state: TrainState, run_dir: Path | None = None) -> Run
         "machine": machine_description(),
     }
     return RunResult(cfg, run_dir, s.model, metrics, state, ev["logits"], ds, s.split, s.normalizer, s.device,
-                     s.precision)
+                     s.precision, s.calibration.get("temperature", 1.0))
 
 
 def write_outputs(result: RunResult, outputs: Sequence[str] = OUTPUTS) -> None:
@@ -326,6 +342,10 @@ def train_run(cfg: TrainConfig, run_dir: str | Path | None = None, *, dataset: D
         state = fit_run(s, run_dir=run_dir if writes else None, callbacks=callbacks)
         result = test_run(s, state, run_dir if writes else None)
         if writes:
+            if s.calibration:  # the checkpoints carry the fitted temperature, so predictions use it
+                if state.best_state is not None:
+                    runs.write_checkpoint(run_dir, "best", s.checkpoint(state, "best"))
+                runs.write_checkpoint(run_dir, "last", s.checkpoint(state, "last"))
             write_outputs(result, outputs)
         return result
     finally:
