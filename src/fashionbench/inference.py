@@ -23,6 +23,9 @@ from .models.registry import place_model
 from .utils import autocast, resolve_device, resolve_precision
 
 TTA_VIEWS = ("flip", "translate")
+# "Probably none of the ten classes": flagged when the unknown-item score is above this. The score is
+# 1 - the largest calibrated class probability, so the flag means "no class gets half the belief".
+UNKNOWN_THRESHOLD = 0.5
 
 
 def parse_tta(value: str | Sequence[str] | None) -> list[str]:
@@ -88,6 +91,22 @@ def predict_logits(model: nn.Module, images: torch.Tensor, *, normalizer: Normal
     return torch.cat(out) if out else torch.zeros(0)
 
 
+def unknown_scores(logits, temperature: float = 1.0) -> dict[str, np.ndarray]:
+    """Scores that grow as an input looks like none of the classes: 'msp' (1 - the largest
+    softmax(logits / T) probability, Hendrycks & Gimpel 2017) and 'energy' (-T logsumexp(logits / T),
+    Liu et al. 2020)."""
+    z = torch.as_tensor(logits).float() / temperature
+    return {"msp": (1 - torch.softmax(z, 1).amax(1)).numpy() if len(z) else np.zeros(0),
+            "energy": (-temperature * torch.logsumexp(z, 1)).numpy() if len(z) else np.zeros(0)}
+
+
+def _is_photo_source(x) -> bool:
+    from PIL import Image
+
+    return isinstance(x, (str, Path, bytes, Image.Image)) or (isinstance(x, np.ndarray) and (
+        x.ndim == 3 and x.shape[-1] in (3, 4) or x.ndim == 2 and x.shape != (28, 28)))
+
+
 def last_linear(model: nn.Module) -> nn.Linear | None:
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     return linears[-1] if linears else None
@@ -122,8 +141,11 @@ def as_image_batch(images) -> torch.Tensor:
 class Predictor:
     """A trained model ready to predict: `Predictor.from_checkpoint(path)` or `fashionbench.load(path)`.
 
-    `predict_logits(images)` / `predict_proba(images)` take uint8 images (N, 28, 28) as a tensor
-    or NumPy array; `predict(images, k)` returns the top-k classes with probabilities."""
+    Every method takes Fashion-MNIST-style images (N, 28, 28) as a tensor or NumPy array (uint8,
+    or floats in [0, 1]), or photos: a file path, a PIL image, an (H, W, 3) array, the bytes of an
+    image file, or a list of them, converted by `fashionbench.data.photos` (`photo_method`).
+    `predict(images, k)` returns the top-k classes with calibrated probabilities and the
+    unknown-item flag."""
 
     model: nn.Module
     normalizer: Normalization
@@ -134,26 +156,32 @@ class Predictor:
     tta: list[str] = field(default_factory=list)
     batch_size: int = 1000
     info: dict = field(default_factory=dict)  # model name, epoch, path, training config
+    temperature: float = 1.0  # fitted on the run's validation split; divides the logits for probabilities
+    photo_method: str = "auto"  # how photos are turned into 28x28 images (fashionbench.data.photos.METHODS)
+    unknown_threshold: float = UNKNOWN_THRESHOLD
 
     def __post_init__(self) -> None:
         self.tta = parse_tta(self.tta)
         if self.batch_size < 1:
             raise ConfigError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if not (isinstance(self.temperature, (int, float)) and self.temperature > 0):
+            raise ConfigError(f"the temperature must be a positive number, got {self.temperature!r}")
 
     @classmethod
     def from_model(cls, model: nn.Module, normalizer: Normalization, class_names: Sequence[str], *,
                    device: str | torch.device = "auto", precision: str = "auto", tta: Sequence[str] | str = (),
-                   batch_size: int = 1000, info: dict | None = None) -> Predictor:
+                   batch_size: int = 1000, info: dict | None = None, temperature: float = 1.0,
+                   photo_method: str = "auto") -> Predictor:
         """Wrap an in-memory model (placed on `device`, channels_last where that pays)."""
         dev = device if isinstance(device, torch.device) else resolve_device(device)
         model, channels_last = place_model(model, dev)
         return cls(model, normalizer, list(class_names), dev, resolve_precision(precision, dev), channels_last,
-                   parse_tta(tta), batch_size, dict(info or {}))
+                   parse_tta(tta), batch_size, dict(info or {}), float(temperature), photo_method)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path | dict, *, device: str = "auto", precision: str = "auto",
                         tta: Sequence[str] | str | None = None, batch_size: int = 1000,
-                        expect_model: str | None = None) -> Predictor:
+                        expect_model: str | None = None, photo_method: str = "auto") -> Predictor:
         """Load best.pt / last.pt (or a run folder, or a checkpoint dict already read with
         `read_checkpoint`). `tta=None` uses the views the run was trained with."""
         if isinstance(path, dict):
@@ -165,31 +193,57 @@ class Predictor:
         info = {"model": ckpt["model"], "epoch": ckpt.get("epoch"), "path": ckpt["path"], "config": cfg}
         return cls.from_model(model, Normalization.from_dict(ckpt["normalization"]), ckpt["class_names"],
                               device=device, precision=precision, tta=cfg.get("tta", []) if tta is None else tta,
-                              batch_size=batch_size, info=info)
+                              batch_size=batch_size, info=info, temperature=ckpt.get("temperature") or 1.0,
+                              photo_method=photo_method)
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    def to_images(self, images) -> torch.Tensor:
+        """(N, 28, 28) uint8: Fashion-MNIST-style arrays as they are, photos converted."""
+        if _is_photo_source(images):
+            images = [images]
+        if isinstance(images, (list, tuple)) and images and any(_is_photo_source(x) for x in images):
+            from .data.photos import convert_many
+            from .errors import PhotoError
+
+            batch, _, problems = convert_many(images, self.photo_method)
+            if problems:
+                name, why = problems[0]
+                more = f" ({len(problems)} of {len(images)} inputs failed)" if len(problems) > 1 else ""
+                raise PhotoError(f"{name}: {why}{more}")
+            return torch.as_tensor(batch)
+        return as_image_batch(images)
+
     def predict_logits(self, images) -> torch.Tensor:
-        x = as_image_batch(images).to(self.device)
+        """Raw logits (before the temperature), float32 on the CPU."""
+        x = self.to_images(images).to(self.device)
         if not len(x):
             return torch.zeros(0, self.num_classes)
         return predict_logits(self.model, x, normalizer=self.normalizer, batch_size=self.batch_size,
                               precision=self.precision, channels_last=self.channels_last, tta=self.tta)
 
     def predict_proba(self, images) -> np.ndarray:
-        return torch.softmax(self.predict_logits(images), 1).numpy()
+        """Calibrated class probabilities: softmax(logits / temperature)."""
+        return torch.softmax(self.predict_logits(images) / self.temperature, 1).numpy()
 
     def predict(self, images, k: int = 3) -> list[dict]:
-        """Per image: the predicted class, its probability and the top-k (name, probability) pairs."""
-        probs = self.predict_proba(images)
+        """Per image: the predicted class, its probability, the top-k (name, probability) pairs and
+        the unknown-item score and flag ("probably none of the classes")."""
+        return self.describe(self.predict_logits(images), k)
+
+    def describe(self, logits: torch.Tensor, k: int = 3) -> list[dict]:
+        """`predict`'s records for logits already computed."""
+        probs = torch.softmax(torch.as_tensor(logits) / self.temperature, 1).numpy()
+        unknown = unknown_scores(logits, self.temperature)["msp"]
         k = max(1, min(k, self.num_classes))
         out = []
-        for p in probs:
+        for p, u in zip(probs, unknown):
             top = np.argsort(-p, kind="stable")[:k]
             out.append({"label": self.class_names[top[0]], "index": int(top[0]), "probability": float(p[top[0]]),
-                        "top_k": [(self.class_names[i], float(p[i])) for i in top]})
+                        "top_k": [(self.class_names[i], float(p[i])) for i in top],
+                        "unknown_score": float(u), "unknown": bool(u > self.unknown_threshold)})
         return out
 
     @torch.no_grad()
@@ -206,7 +260,7 @@ class Predictor:
 
         handle = head.register_forward_pre_hook(hook)
         try:
-            predict_logits(self.model, as_image_batch(images).to(self.device), normalizer=self.normalizer,
+            predict_logits(self.model, self.to_images(images).to(self.device), normalizer=self.normalizer,
                            batch_size=self.batch_size, precision=self.precision, channels_last=self.channels_last)
         finally:
             handle.remove()
