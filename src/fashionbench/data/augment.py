@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from .photo_augment import PHOTO_AUGMENTS
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -94,23 +95,30 @@ AUGMENTS: dict[str, Augment] = {
     "random-resized-crop": random_resized_crop,
     "rotation": rotation,
     "random-erasing": random_erasing,
+    **PHOTO_AUGMENTS,  # photo_augment.py: what converting a real photo gets wrong
 }
-# Geometric transforms first, erasing last (as torchvision pipelines do).
-_ORDER = ("random-resized-crop", "rotation", "flip", "translate", "random-erasing")
+# Geometric transforms first, then intensity (photometric, blur), then what is added (clutter, noise),
+# covering (occlusion, erasing) last, as torchvision pipelines order them.
+_ORDER = ("random-resized-crop", "scale-aspect", "rotation", "shift-crop", "flip", "translate", "photometric",
+          "blur-sharpen", "clutter", "noise", "occlusion", "random-erasing")
+# Group names that parse_augment expands to their members: `--augment flip+photo`.
+GROUPS: dict[str, tuple[str, ...]] = {"photo": tuple(PHOTO_AUGMENTS)}
 
 
 def parse_augment(spec: str | Sequence[str] | None) -> list[str]:
-    """'flip+translate' or ['flip', 'translate'] -> validated names in a canonical order."""
+    """'flip+translate' or ['flip', 'translate'] -> validated names in a canonical order; groups expanded."""
     if spec is None:
         return []
     if not isinstance(spec, (str, list, tuple)) or not all(isinstance(n, str) for n in spec):
         raise ConfigError(f"--augment must be 'none', a '+'-joined string or a list of names, got {spec!r}")
     names = spec.replace(",", "+").split("+") if isinstance(spec, str) else list(spec)
     names = [n.strip() for n in names if n.strip() and n.strip() != "none"]
-    unknown = [n for n in names if n not in AUGMENTS]
+    unknown = [n for n in names if n not in AUGMENTS and n not in GROUPS]
     if unknown:
+        groups = ", ".join(f"{k} (= {'+'.join(v)})" for k, v in GROUPS.items())
         raise ConfigError(f"unknown augmentation {', '.join(unknown)}; choose from none, "
-                          f"{', '.join(AUGMENTS)} (combine with '+', e.g. flip+translate)")
+                          f"{', '.join(AUGMENTS)}, or the group {groups} (combine with '+', e.g. flip+translate)")
+    names = [m for n in names for m in GROUPS.get(n, (n,))]
     return sorted(set(names), key=_ORDER.index)
 
 
@@ -118,11 +126,19 @@ def build_augment(names: Sequence[str]) -> Augment | None:
     names = parse_augment(list(names))
     if not names:
         return None
-    fns = [AUGMENTS[n] for n in names]
+    steps = [(AUGMENTS[n], n in PHOTO_AUGMENTS) for n in names]  # the photo ones can work in place
 
     def apply(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        for fn in fns:
-            x = fn(x, g)
+        # Every augmentation returns its input untouched or a new tensor (never a view of it), so once
+        # one has returned a new tensor the batch is ours and the photo augmentations may update it
+        # in place: one copy of the batch saved per augmentation. The caller's batch is never written.
+        owned = False
+        for fn, can_inplace in steps:
+            if can_inplace and owned:
+                x = fn(x, g, inplace=True)
+            else:
+                y = fn(x, g)
+                owned, x = owned or y is not x, y
         return x
 
     return apply
