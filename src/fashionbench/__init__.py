@@ -23,8 +23,8 @@ FASHION_CLASSES = (
     "Ankle boot",
 )
 
-_API = ("ablate", "boost", "compare", "cross_validate", "list_models", "list_recipes", "load", "make_config", "report",
-        "reproduce", "resume")
+_API = ("ablate", "boost", "compare", "cross_validate", "evaluate_photos", "list_models", "list_recipes", "load",
+        "make_config", "predict_photos", "report", "reproduce", "resume")
 _CLASSES = {"Predictor": "inference", "RunResult": "train.run", "TrainConfig": "train.config",
             "Dataset": "data.sources", "FashionbenchError": "errors"}
 _PACKAGES = ("datasets", "train", "evaluate")  # train and evaluate are callable: fashionbench.train(...)

@@ -1,0 +1,181 @@
+"""Calibration, the unknown-item score, labelled-folder metrics and `fashionbench predict` end to end."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import fashionbench as fb
+from fashionbench.cli import main
+from fashionbench.errors import PhotoError
+from fashionbench.evaluate.photos import photo_metrics, read_labels
+from fashionbench.evaluate.stats import fit_temperature
+from fashionbench.inference import unknown_scores
+
+PHOTOS = Path(__file__).resolve().parents[1] / "photos" / "clothing"
+
+
+@pytest.mark.parametrize("true_t", [0.5, 2.0])
+def test_fit_temperature_recovers_the_temperature_the_labels_were_drawn_with(true_t):
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3, size=(20000, 10))
+    p = torch.softmax(torch.as_tensor(logits / true_t), 1).numpy()
+    labels = (p.cumsum(1) > rng.random((len(p), 1))).argmax(1)
+    assert fit_temperature(logits, labels) == pytest.approx(true_t, rel=0.08)
+
+
+def test_unknown_scores_rise_as_the_logits_flatten():
+    sure, unsure = [10.0] + [0.0] * 9, [0.1] * 10
+    s = unknown_scores(torch.tensor([sure, unsure]))
+    assert s["msp"][0] < 0.01 and s["msp"][1] == pytest.approx(0.9, abs=1e-6)
+    assert s["energy"][0] < s["energy"][1]
+
+
+def test_photo_metrics_counts_top1_top2_per_class_and_unknown_auroc():
+    names = [f"c{i}" for i in range(10)]
+    logits = np.zeros((4, 10))
+    logits[0, 3] = 5  # true 3, right
+    logits[1, [4, 6]] = [5, 4]  # true 6: top-2 only
+    logits[2, 1] = 1  # unknown photo, unsure
+    logits[3, 1] = 8  # true 1, right and sure
+    m = photo_metrics(logits, [3, 6, -1, 1], names)
+    assert m["labelled"] == 3 and m["unknown_items"] == 1
+    assert m["top1_accuracy"] == pytest.approx(2 / 3) and m["top2_accuracy"] == 1.0
+    assert m["per_class_accuracy"] == {"c1": 1.0, "c3": 1.0, "c6": 0.0}
+    assert m["confusion_matrix"][6][4] == 1
+    assert m["unknown_auroc"]["msp"] == 1.0  # the unknown photo is the least sure one
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("file,label\na.jpg,1\n", "missing column(s) path, fmnist_label"),
+    ("path,fmnist_label\na.jpg,12\n", "line 2: label '12' is not a class index 0-9"),
+    ("path,fmnist_label\na.jpg,1\nb.jpg,shirt\n", "line 3: label 'shirt'"),
+    ("path,fmnist_label\n", "no rows"),
+    ("path,fmnist_label\n,3\n", "line 2: empty path"),
+])
+def test_bad_labels_csv_names_the_file_and_the_problem(tmp_path, text, problem):
+    f = tmp_path / "labels.csv"
+    f.write_text(text)
+    with pytest.raises(PhotoError, match="labels.csv") as e:
+        read_labels(f)
+    assert problem in str(e.value)
+
+
+def test_labels_csv_paths_are_relative_to_its_folder_and_empty_means_unknown():
+    rows = read_labels(PHOTOS / "labels.csv")
+    assert [r.label for r in rows] == [3, 1, 0, 4, 6, None]
+    assert all(r.path.is_file() for r in rows)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A small model trained with a validation split, so it carries a fitted temperature."""
+    from conftest import make_dataset
+
+    out = tmp_path_factory.mktemp("run") / "run"
+    fb.train("cnn_002", data=make_dataset(n_train=800), out=out, epochs=2, batch_size=64, val_fraction=0.2,
+             report=False, device="cpu", seed=0)
+    return out / "best.pt"
+
+
+def test_training_with_a_validation_split_stores_the_temperature_and_predict_uses_it(checkpoint, tiny_dataset):
+    ckpt = torch.load(checkpoint, weights_only=True)
+    t = ckpt["temperature"]
+    assert t > 0 and t != 1.0
+    metrics = json.loads((checkpoint.parent / "metrics.json").read_text())
+    assert metrics["temperature"] == t
+    p = fb.load(checkpoint, device="cpu")
+    assert p.temperature == t
+    x = tiny_dataset.test_images[:16]
+    assert np.allclose(p.predict_proba(x), torch.softmax(p.predict_logits(x) / t, 1).numpy(), atol=1e-6)
+
+
+def test_a_run_without_validation_split_has_no_temperature(tiny_dataset, tmp_path):
+    r = fb.train("cnn_002", data=tiny_dataset, out=tmp_path / "r", epochs=1, batch_size=64, val_fraction=0.0,
+                 report=False, device="cpu")
+    assert r.metrics["temperature"] is None and "temperature" not in torch.load(tmp_path / "r" / "best.pt")
+    assert r.predictor().temperature == 1.0
+
+
+def test_predictor_takes_paths_pil_images_arrays_and_bytes_alike(checkpoint):
+    p = fb.load(checkpoint, device="cpu")
+    path = PHOTOS / "dress.jpg"
+    pil = Image.open(path)
+    by_path, by_pil, by_array, by_bytes = p.predict(str(path)), p.predict([pil]), \
+        p.predict(np.asarray(pil.convert("RGB"))), p.predict(path.read_bytes())
+    assert by_path[0]["label"] == by_pil[0]["label"] == by_array[0]["label"] == by_bytes[0]["label"]
+    assert by_path[0]["probability"] == pytest.approx(by_pil[0]["probability"], abs=1e-5)
+    rec = p.predict([path, pil], k=2)
+    assert len(rec) == 2 and len(rec[0]["top_k"]) == 2 and set(rec[0]) >= {"unknown", "unknown_score"}
+    with pytest.raises(PhotoError, match="missing.jpg"):
+        p.predict(["missing.jpg"])
+
+
+def test_predict_cli_table_json_csv_and_show(checkpoint, tmp_path, capsys):
+    assert main(["predict", str(checkpoint), str(PHOTOS), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "dress.jpg" in out and "top-3" in out and "6 photo(s)" in out
+    assert main(["predict", str(checkpoint), str(PHOTOS / "*.jpg"), "--json", "-k", "2", "--device", "cpu"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 6 and all(len(r["top_k"]) == 2 for r in rows)
+    assert all(r["top_k"][0]["probability"] >= r["top_k"][1]["probability"] for r in rows)
+    assert all(0 <= r["unknown_score"] <= 1 and isinstance(r["unknown"], bool) for r in rows)
+    assert main(["predict", str(checkpoint), str(PHOTOS / "pants.jpg"), "--csv", "--device", "cpu"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("path,top1,p1,top2,p2,top3,p3,unknown") and len(lines) == 2
+    show = tmp_path / "show"
+    assert main(["predict", str(checkpoint), str(PHOTOS), "--show", str(show), "--device", "cpu"]) == 0
+    assert (show / "contact_sheet.png").is_file() and len(list(show.glob("*.png"))) == 7
+    assert Image.open(show / "contact_sheet.png").size[0] > 28 * 4
+
+
+def test_predict_keeps_going_past_bad_files_and_lists_them(checkpoint, tmp_path, capsys):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    shutil.copy(PHOTOS / "dress.jpg", folder / "good.jpg")
+    (folder / "notes.jpg").write_text("not an image")
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "cut.jpg").write_bytes((PHOTOS / "pants.jpg").read_bytes()[:400])
+    assert main(["predict", str(checkpoint), str(folder), "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    assert "good.jpg" in captured.out
+    assert "3 input(s) could not be used" in captured.err
+    for name in ("notes.jpg", "empty.png", "cut.jpg"):
+        assert name in captured.err
+    assert "Traceback" not in captured.err
+
+
+@pytest.mark.parametrize("case", ["empty-folder", "no-match", "no-paths", "missing-checkpoint"])
+def test_predict_bad_input_is_one_line_exit_2(checkpoint, tmp_path, capsys, case):
+    (tmp_path / "empty").mkdir()
+    args = {"empty-folder": [str(checkpoint), str(tmp_path / "empty")],
+            "no-match": [str(checkpoint), str(tmp_path / "*.jpg")],
+            "no-paths": [str(checkpoint)],
+            "missing-checkpoint": [str(tmp_path / "nope.pt"), str(PHOTOS)]}[case]
+    assert main(["predict", *args, "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("fashionbench: error:")
+
+
+def test_predict_labels_scores_the_folder_and_writes_the_report(checkpoint, tmp_path, capsys):
+    report = tmp_path / "report"
+    assert main(["predict", str(checkpoint), "--labels", str(PHOTOS / "labels.csv"), "--report", str(report),
+                 "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "5 labelled photos, 1 of none of the classes" in out and "top-1" in out and "AUROC" in out
+    html = (report / "report.html").read_text()
+    assert 'id="per-class"' in html and "Most confident mistakes" in html and "Unknown items" in html
+    m = json.loads((report / "metrics.json").read_text())
+    assert m["labelled"] == 5 and sum(map(sum, m["confusion_matrix"])) == 5
+    assert m["unknown_auroc"]["msp"] is not None
+
+
+def test_predict_labels_with_a_bad_label_file_is_exit_2(checkpoint, tmp_path, capsys):
+    bad = tmp_path / "labels.csv"
+    bad.write_text("path,fmnist_label\ndress.jpg,11\n")
+    assert main(["predict", str(checkpoint), "--labels", str(bad), "--device", "cpu"]) == 2
+    assert "label '11'" in capsys.readouterr().err
