@@ -69,14 +69,15 @@ def main() -> int:
                     "the ensemble row")
     ap.add_argument("--root", default=str(Path(__file__).resolve().parents[2] / "shared" / "realphotos"))
     ap.add_argument("--method", default="auto", help="the foreground-extraction method of the later rows")
+    ap.add_argument("--imagenet-weight", type=float, default=1.0, help="weight of the ImageNet prior row (0: no row)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", help="also write the rows here")
     args = ap.parse_args()
     set_threads(args.threads)
     root = Path(args.root)
 
-    def load(ckpt, tta=()):
-        return Predictor.from_checkpoint(ckpt, device="cpu", tta=tta)
+    def load(ckpt, tta=(), imagenet_weight=0.0):
+        return Predictor.from_checkpoint(ckpt, device="cpu", tta=tta, imagenet_weight=imagenet_weight)
 
     rows = [("naive gray-invert-resize", [load(args.base)], "naive", args.base),
             ("+ Fashion-MNIST pipeline (trim, fit, sharpen, centre, negate)", [load(args.base)], "fmnist", args.base),
@@ -88,15 +89,20 @@ def main() -> int:
         if len(args.photo) > 1:
             rows.append((f"+ ensemble of {len(args.photo)} seeds (mean logits / T)",
                          [load(p, ("flip", "translate")) for p in args.photo], args.method, ",".join(args.photo)))
+        if args.imagenet_weight:
+            rows.append((f"+ ImageNet prior (EfficientNet-Lite0 zero-shot, w={args.imagenet_weight:g})",
+                         [load(p, ("flip", "translate"), args.imagenet_weight) for p in args.photo], args.method,
+                         ",".join(args.photo)))
 
-    converted: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, float]] = {}
+    converted: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, float, list]] = {}
     for folder in FOLDERS:
         labelled = read_labels(root / folder / "labels.csv")
         for method in dict.fromkeys(r[2] for r in rows):
             t0 = time.perf_counter()
             batch, conv, problems = convert_many([r.path for r in labelled], method)
             labels = np.array([-1 if r.label is None else r.label for r, c in zip(labelled, conv) if c is not None])
-            converted[folder, method] = (batch, labels, 1000 * (time.perf_counter() - t0) / max(1, len(labelled)))
+            paths = [r.path for r, c in zip(labelled, conv) if c is not None]
+            converted[folder, method] = (batch, labels, 1000 * (time.perf_counter() - t0) / max(1, len(labelled)), paths)
             if problems:
                 print(f"{folder}/{method}: {len(problems)} unreadable: {problems[:3]}", file=sys.stderr)
 
@@ -111,8 +117,8 @@ def main() -> int:
         cells, rec = [], {"step": name, "method": method, "checkpoints": ckpt}
         t = predictors[0].temperature
         for folder in FOLDERS:
-            batch, labels, ms = converted[folder, method]
-            logits = torch.stack([p.predict_logits(batch) / p.temperature for p in predictors]).mean(0)
+            batch, labels, ms, paths = converted[folder, method]
+            logits = torch.stack([p.predict_logits(batch, photos=paths) / p.temperature for p in predictors]).mean(0)
             m = photo_metrics(logits, labels, predictors[0].class_names)  # logits already divided by T
             rec[folder] = {"top1": m["top1_accuracy"], "top2": m["top2_accuracy"], "auroc": m["unknown_auroc"],
                            "ms_per_photo": ms}

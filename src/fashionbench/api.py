@@ -54,31 +54,33 @@ def resume(run_dir: str | Path, *, device: str | None = None, threads: int | Non
 
 
 def load(path: str | Path, *, device: str = "auto", precision: str = "auto", tta: Sequence[str] | str | None = None,
-         batch_size: int = 1000, photo_method: str = "auto") -> Predictor:
+         batch_size: int = 1000, photo_method: str = "auto", imagenet_weight: float = 0.0) -> Predictor:
     """A Predictor from a checkpoint (best.pt / last.pt) or a run folder. It takes Fashion-MNIST
-    arrays and photos alike: `fashionbench.load(ckpt).predict(["a.jpg", pil_image])`."""
+    arrays and photos alike: `fashionbench.load(ckpt).predict(["a.jpg", pil_image])`;
+    `imagenet_weight=1` combines it with EfficientNet-Lite0's zero-shot ImageNet prior on photos."""
     return Predictor.from_checkpoint(path, device=device, precision=precision, tta=tta, batch_size=batch_size,
-                                     photo_method=photo_method)
+                                     photo_method=photo_method, imagenet_weight=imagenet_weight)
 
 
 def predict_photos(checkpoint: str | Path | Predictor, paths: Sequence[str | Path], *, k: int = 3,
                    photo_method: str = "auto", device: str = "auto", precision: str = "auto",
                    tta: Sequence[str] | str | None = None, batch_size: int = 256, threads: int | None = None,
-                   keep_steps: bool = False, progress: bool = False):
+                   keep_steps: bool = False, progress: bool = False, imagenet_weight: float = 0.0):
     """Photos (files, folders searched recursively, globs) -> PhotoPredictions: per photo the top-k
     classes with calibrated probabilities and the unknown-item flag; unreadable files in `problems`."""
     from .evaluate.photos import predict_files
 
     set_threads(threads)
     predictor = checkpoint if isinstance(checkpoint, Predictor) else load(
-        checkpoint, device=device, precision=precision, tta=tta, batch_size=batch_size, photo_method=photo_method)
+        checkpoint, device=device, precision=precision, tta=tta, batch_size=batch_size, photo_method=photo_method,
+        imagenet_weight=imagenet_weight)
     return predict_files(predictor, paths, keep_steps=keep_steps, progress=progress, k=k)
 
 
 def evaluate_photos(checkpoint: str | Path | Predictor, labels_csv: str | Path, *, out: str | Path | None = None,
                     photo_method: str = "auto", device: str = "auto", precision: str = "auto",
                     tta: Sequence[str] | str | None = None, batch_size: int = 256, threads: int | None = None,
-                    progress: bool = False):
+                    progress: bool = False, imagenet_weight: float = 0.0):
     """A folder's labels.csv (path, fmnist_label; empty = none of the classes) -> PhotoEvaluation
     (top-1/top-2, per-class accuracy, confusion matrix, unknown-item AUROC); with `out`, also
     report.html and metrics.json there."""
@@ -87,7 +89,8 @@ def evaluate_photos(checkpoint: str | Path | Predictor, labels_csv: str | Path, 
 
     set_threads(threads)
     predictor = checkpoint if isinstance(checkpoint, Predictor) else load(
-        checkpoint, device=device, precision=precision, tta=tta, batch_size=batch_size, photo_method=photo_method)
+        checkpoint, device=device, precision=precision, tta=tta, batch_size=batch_size, photo_method=photo_method,
+        imagenet_weight=imagenet_weight)
     ev = run(predictor, labels_csv, progress=progress)
     if out is not None:
         ev.report = write_photo_report(ev, out)

@@ -159,6 +159,10 @@ class Predictor:
     temperature: float = 1.0  # fitted on the run's validation split; divides the logits for probabilities
     photo_method: str = "auto"  # how photos are turned into 28x28 images (fashionbench.data.photos.METHODS)
     unknown_threshold: float = UNKNOWN_THRESHOLD
+    # Weight w of the ImageNet prior on photos: softmax(logits / T + w * log p_imagenet), a weighted geometric mean
+    # of this model's probabilities and EfficientNet-Lite0's zero-shot ones (the [imagenet] extra); 0 = off.
+    imagenet_weight: float = 0.0
+    _prior: object = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.tta = parse_tta(self.tta)
@@ -166,22 +170,26 @@ class Predictor:
             raise ConfigError(f"--batch-size must be at least 1, got {self.batch_size}")
         if not (isinstance(self.temperature, (int, float)) and self.temperature > 0):
             raise ConfigError(f"the temperature must be a positive number, got {self.temperature!r}")
+        if not (isinstance(self.imagenet_weight, (int, float)) and 0 <= self.imagenet_weight <= 10):
+            raise ConfigError(f"the ImageNet prior weight must be a number in [0, 10], got {self.imagenet_weight!r}")
 
     @classmethod
     def from_model(cls, model: nn.Module, normalizer: Normalization, class_names: Sequence[str], *,
                    device: str | torch.device = "auto", precision: str = "auto", tta: Sequence[str] | str = (),
                    batch_size: int = 1000, info: dict | None = None, temperature: float = 1.0,
-                   photo_method: str = "auto") -> Predictor:
+                   photo_method: str = "auto", imagenet_weight: float = 0.0) -> Predictor:
         """Wrap an in-memory model (placed on `device`, channels_last where that pays)."""
         dev = device if isinstance(device, torch.device) else resolve_device(device)
         model, channels_last = place_model(model, dev)
         return cls(model, normalizer, list(class_names), dev, resolve_precision(precision, dev), channels_last,
-                   parse_tta(tta), batch_size, dict(info or {}), float(temperature), photo_method)
+                   parse_tta(tta), batch_size, dict(info or {}), float(temperature), photo_method,
+                   imagenet_weight=imagenet_weight)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path | dict, *, device: str = "auto", precision: str = "auto",
                         tta: Sequence[str] | str | None = None, batch_size: int = 1000,
-                        expect_model: str | None = None, photo_method: str = "auto") -> Predictor:
+                        expect_model: str | None = None, photo_method: str = "auto",
+                        imagenet_weight: float = 0.0) -> Predictor:
         """Load best.pt / last.pt (or a run folder, or a checkpoint dict already read with
         `read_checkpoint`). `tta=None` uses the views the run was trained with."""
         if isinstance(path, dict):
@@ -194,14 +202,15 @@ class Predictor:
         return cls.from_model(model, Normalization.from_dict(ckpt["normalization"]), ckpt["class_names"],
                               device=device, precision=precision, tta=cfg.get("tta", []) if tta is None else tta,
                               batch_size=batch_size, info=info, temperature=ckpt.get("temperature") or 1.0,
-                              photo_method=photo_method)
+                              photo_method=photo_method, imagenet_weight=imagenet_weight)
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    def to_images(self, images) -> torch.Tensor:
-        """(N, 28, 28) uint8: Fashion-MNIST-style arrays as they are, photos converted."""
+    def to_images(self, images) -> tuple[torch.Tensor, list | None]:
+        """(N, 28, 28) uint8 and the photos they came from: Fashion-MNIST-style arrays as they are
+        (no photos), photos converted."""
         if _is_photo_source(images):
             images = [images]
         if isinstance(images, (list, tuple)) and images and any(_is_photo_source(x) for x in images):
@@ -213,16 +222,38 @@ class Predictor:
                 name, why = problems[0]
                 more = f" ({len(problems)} of {len(images)} inputs failed)" if len(problems) > 1 else ""
                 raise PhotoError(f"{name}: {why}{more}")
-            return torch.as_tensor(batch)
-        return as_image_batch(images)
+            return torch.as_tensor(batch), list(images)
+        return as_image_batch(images), None
 
-    def predict_logits(self, images) -> torch.Tensor:
-        """Raw logits (before the temperature), float32 on the CPU."""
-        x = self.to_images(images).to(self.device)
+    def predict_logits(self, images, *, photos: Sequence | None = None) -> torch.Tensor:
+        """Logits before the temperature, float32 on the CPU. With the ImageNet prior on and photos
+        given (or passed as `photos`, the originals of 28x28 `images` already converted), the
+        combined logits: this model's plus T * w * log p_imagenet, so that softmax(logits / T) is the
+        weighted geometric mean of both."""
+        x, sources = self.to_images(images)
+        sources = sources if photos is None else list(photos)
         if not len(x):
             return torch.zeros(0, self.num_classes)
-        return predict_logits(self.model, x, normalizer=self.normalizer, batch_size=self.batch_size,
-                              precision=self.precision, channels_last=self.channels_last, tta=self.tta)
+        logits = predict_logits(self.model, x.to(self.device), normalizer=self.normalizer, batch_size=self.batch_size,
+                                precision=self.precision, channels_last=self.channels_last, tta=self.tta)
+        if self.imagenet_weight and sources is not None:
+            if len(sources) != len(logits):
+                raise ConfigError(f"photos= names {len(sources)} photos for {len(logits)} images")
+            logits = logits + self.temperature * self.imagenet_weight * torch.as_tensor(
+                self.imagenet_prior(sources), dtype=torch.float32)
+        return logits
+
+    def imagenet_prior(self, photos: Sequence) -> np.ndarray:
+        """(N, 10) log-probabilities of EfficientNet-Lite0's ImageNet classes summed into the ten."""
+        from .data.photos import load_image
+        from .models.imagenet_prior import ImageNetPrior
+
+        if self.num_classes != 10:
+            raise ConfigError("the ImageNet prior maps ImageNet classes to Fashion-MNIST's ten; this model has "
+                              f"{self.num_classes} classes")
+        if self._prior is None:
+            self._prior = ImageNetPrior(self.device)
+        return self._prior([load_image(p).convert("RGB") for p in photos])
 
     def predict_proba(self, images) -> np.ndarray:
         """Calibrated class probabilities: softmax(logits / temperature)."""
@@ -260,12 +291,13 @@ class Predictor:
 
         handle = head.register_forward_pre_hook(hook)
         try:
-            predict_logits(self.model, self.to_images(images).to(self.device), normalizer=self.normalizer,
+            predict_logits(self.model, self.to_images(images)[0].to(self.device), normalizer=self.normalizer,
                            batch_size=self.batch_size, precision=self.precision, channels_last=self.channels_last)
         finally:
             handle.remove()
         return torch.cat(captured).numpy() if captured else None
 
     def __repr__(self) -> str:
+        prior = f", imagenet prior w={self.imagenet_weight:g}" if self.imagenet_weight else ""
         return (f"Predictor({self.info.get('model', type(self.model).__name__)}, {self.num_classes} classes, "
-                f"{self.device}, {self.precision}, tta={'+'.join(self.tta) or 'none'})")
+                f"{self.device}, {self.precision}, tta={'+'.join(self.tta) or 'none'}, T={self.temperature:.3g}{prior})")

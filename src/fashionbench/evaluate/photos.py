@@ -128,7 +128,7 @@ def predict_files(predictor: Predictor, paths, *, keep_steps: bool = False, prog
                          ".jpg/.png/.webp/.bmp/.tif/.gif files")
     batch, converted, bad = convert_many(files, predictor.photo_method, keep_steps=keep_steps, progress=progress)
     ok = [(str(f), c) for f, c in zip(files, converted) if c is not None]
-    records = predictor.predict(batch, k) if len(batch) else []
+    records = predictor.describe(predictor.predict_logits(batch, photos=[f for f, _ in ok]), k) if len(batch) else []
     return PhotoPredictions([n for n, _ in ok], records, [c for _, c in ok], problems + bad,
                             time.perf_counter() - t0)
 
@@ -241,12 +241,13 @@ def evaluate_photos(predictor: Predictor, labels_csv: str | Path, *, progress: b
         raise PhotoError(f"{labels_csv}: none of its {len(rows)} photos could be read (first: {problems[0][0]}: "
                          f"{problems[0][1]})")
     images = np.stack([c.image for _, c in kept])
-    logits = predictor.predict_logits(images)
+    logits = predictor.predict_logits(images, photos=[r.path for r, _ in kept])
     labels = np.array([-1 if r.label is None else r.label for r, _ in kept])
     return PhotoEvaluation(Path(labels_csv), predictor.photo_method, predictor.class_names, [r.name for r, _ in kept],
                            labels, logits.numpy(), predictor.describe(logits, 3), [c for _, c in kept], problems,
                            photo_metrics(logits, labels, predictor.class_names, predictor.temperature),
-                           {k: predictor.info.get(k) for k in ("model", "path", "epoch")} | {"tta": predictor.tta},
+                           {k: predictor.info.get(k) for k in ("model", "path", "epoch")}
+                           | {"tta": predictor.tta, "imagenet_weight": predictor.imagenet_weight},
                            time.perf_counter() - t0)
 
 
@@ -280,7 +281,8 @@ def write_photo_report(ev: PhotoEvaluation, out_dir: str | Path, worst: int = 12
     parts = [f"<h1>{_e(title)}</h1>",
              f'<p class="sub">Labels <code>{_e(ev.labels_csv)}</code> &middot; model <code>{_e(ev.model.get("model"))}'
              f'</code> from <code>{_e(ev.model.get("path"))}</code> &middot; photo conversion <code>{_e(ev.method)}</code>'
-             f' &middot; TTA {_e("+".join(ev.model.get("tta") or []) or "none")} &middot; temperature '
+             f' &middot; TTA {_e("+".join(ev.model.get("tta") or []) or "none")} &middot; ImageNet prior weight '
+             f'{_e(ev.model.get("imagenet_weight") or "off")} &middot; temperature '
              f'{m["temperature"]:.3g} &middot; written {_e(time.strftime("%Y-%m-%d %H:%M"))}</p>',
              '<div class="cards">' + "".join(f"<div class=card><b>{_e(v)}</b><span>{_e(k)}</span></div>"
                                              for v, k in cards) + "</div>"]
