@@ -14,7 +14,6 @@ decoded photos) and of the net's Predictor (its photo conversion + forward), for
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import time
 from pathlib import Path
@@ -25,7 +24,8 @@ FOLDERS = ("clothing-validation", "catalogue-dev", "footwear-dev")
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", default="runs/photoA/best.pt")
-    ap.add_argument("--root", default="/work/shared/realphotos", help="folder holding the three photo sets")
+    ap.add_argument("--root", default=str(Path(__file__).resolve().parents[2] / "shared" / "realphotos"),
+                    help="folder holding the three photo sets")
     ap.add_argument("--folders", default=",".join(FOLDERS))
     ap.add_argument("--weights", type=float, nargs="+", default=[0.3, 0.5, 1.0], help="prior weights w")
     ap.add_argument("--floor", type=float, default=None, help="prior floor (default: the module's)")
@@ -36,9 +36,9 @@ def main(argv: list[str] | None = None) -> None:
 
     import numpy as np
     import torch
-    from sklearn.metrics import roc_auc_score
 
     from fashionbench.data.photos import load_image
+    from fashionbench.evaluate.photos import photo_metrics, read_labels
     from fashionbench.inference import Predictor
     from fashionbench.models.imagenet_prior import DEFAULT_FLOOR, ImageNetPrior, prior_from_logits
 
@@ -51,14 +51,13 @@ def main(argv: list[str] | None = None) -> None:
     cols = ["prior", "net"] + [f"w={w:g}" for w in args.weights]
     print(f"{'folder':20s} {'lab':>4s} {'unl':>4s}  top-1 %: " + " ".join(f"{c:>6s}" for c in cols)
           + "   AUROC unknown: " + " ".join(f"{c:>6s}" for c in cols[1:]) + "   ms/photo: prior (all, prep+fwd), net")
-    pooled = {c: [] for c in cols}
-    pooled_auc = {c: ([], []) for c in cols[1:]}
+    pooled: dict[str, list] = {c: [] for c in cols}
+    pooled_y: list = []
     for folder in args.folders.split(","):
         base = Path(args.root) / folder
-        with open(base / "labels.csv", newline="") as f:
-            rows = list(csv.DictReader(f))
-        paths = [base / r["path"] for r in rows]
-        y = np.array([int(r["fmnist_label"]) if r["fmnist_label"].strip() else -1 for r in rows])
+        rows = read_labels(base / "labels.csv")
+        paths = [r.path for r in rows]
+        y = np.array([-1 if r.label is None else r.label for r in rows])
         lab = y >= 0
 
         start = time.perf_counter()
@@ -78,15 +77,13 @@ def main(argv: list[str] | None = None) -> None:
         for w in args.weights:
             combined[f"w={w:g}"] = torch.log_softmax(torch.from_numpy(net + w * log_prior), 1).numpy()
 
-        top1 = {c: (combined[c][lab].argmax(1) == y[lab]).mean() * 100 for c in cols}
-        aucs = {}
-        for c in cols[1:]:
-            score = 1 - np.exp(combined[c]).max(1)
-            aucs[c] = roc_auc_score(~lab, score) if 0 < lab.sum() < len(lab) else float("nan")
-            pooled_auc[c][0].extend(~lab)
-            pooled_auc[c][1].extend(score)
+        # log-probabilities are logits: photo_metrics' softmax gives them back, its "msp" AUROC is 1 - max probability
+        metrics = {c: photo_metrics(combined[c], y, predictor.class_names) for c in cols}
+        top1 = {c: 100 * metrics[c]["top1_accuracy"] for c in cols}
+        aucs = {c: metrics[c]["unknown_auroc"]["msp"] or float("nan") for c in cols[1:]}
         for c in cols:
-            pooled[c].extend(combined[c][lab].argmax(1) == y[lab])
+            pooled[c].append(combined[c])
+        pooled_y.append(y)
         print(f"{folder:20s} {lab.sum():4d} {(~lab).sum():4d}           " + " ".join(f"{top1[c]:6.1f}" for c in cols)
               + "                  " + " ".join(f"{aucs[c]:6.3f}" for c in cols[1:])
               + f"   {ms_all:6.1f} {ms_fwd:6.1f} {ms_net:6.1f}")
@@ -96,9 +93,10 @@ def main(argv: list[str] | None = None) -> None:
                 sel = y == k
                 print(f"    class {k}: n {sel.sum():3d}  prior recall {(pred[sel] == k).mean() * 100:5.1f}%  "
                       f"predicted as {np.bincount(pred[sel], minlength=10).tolist()}")
-    print(f"{'all':20s} {'':4s} {'':4s}           " + " ".join(f"{np.mean(pooled[c]) * 100:6.1f}" for c in cols)
-          + "                  " + " ".join(f"{roc_auc_score(*pooled_auc[c]):6.3f}" for c in cols[1:]))
-
+    y_all = np.concatenate(pooled_y)
+    total = {c: photo_metrics(np.concatenate(pooled[c]), y_all, predictor.class_names) for c in cols}
+    print(f"{'all':20s} {'':4s} {'':4s}           " + " ".join(f"{100 * total[c]['top1_accuracy']:6.1f}" for c in cols)
+          + "                  " + " ".join(f"{total[c]['unknown_auroc']['msp']:6.3f}" for c in cols[1:]))
 
 if __name__ == "__main__":
     main()

@@ -10,7 +10,6 @@ top-1 / top-2 accuracy over the labelled photos and milliseconds per photo (load
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     from fashionbench.data import photos
+    from fashionbench.evaluate.photos import photo_metrics, read_labels
     from fashionbench.inference import Predictor
 
     torch.set_num_threads(args.threads)
@@ -44,19 +44,16 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'folder':20s} {'method':10s} {'n':>4s} {'top-1':>6s} {'top-2':>6s} {'ms/photo':>8s}  used")
     for folder in args.folders.split(","):
         base = Path(args.root) / folder
-        rows = list(csv.DictReader(open(base / "labels.csv", newline="")))
-        paths = [base / r["path"] for r in rows]
-        labels = np.array([int(r["fmnist_label"]) if r["fmnist_label"].strip() else -1 for r in rows])
+        rows = read_labels(base / "labels.csv")
+        paths = [r.path for r in rows]
+        labels = np.array([-1 if r.label is None else r.label for r in rows])
         for method in methods:
             start = time.perf_counter()
             stack, results, problems = photos.convert_many(paths, method)
             ms = (time.perf_counter() - start) * 1000 / max(1, len(paths))
-            ok = np.array([r is not None for r in results])
-            y = labels[ok]
-            top = np.argsort(-predictor.predict_proba(stack), 1)[:, :2]
-            lab = y >= 0
-            top1 = (top[lab, 0] == y[lab]).mean() * 100
-            top2 = (top[lab] == y[lab, None]).any(1).mean() * 100
+            y = labels[np.array([r is not None for r in results])]
+            m = photo_metrics(predictor.predict_logits(stack), y, predictor.class_names)
+            lab, top1, top2 = y >= 0, 100 * m["top1_accuracy"], 100 * m["top2_accuracy"]
             used = sorted({r.method for r in results if r is not None})
             print(f"{folder:20s} {method:10s} {int(lab.sum()):4d} {top1:6.1f} {top2:6.1f} {ms:8.1f}  {','.join(used)}"
                   + (f"  ({len(problems)} failed: {problems[0][1]})" if problems else ""), flush=True)

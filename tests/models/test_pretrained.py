@@ -84,6 +84,7 @@ def test_fashionbench_checkpoint_as_weights(tmp_path):
         create_model("resnet18_tl", weights=str(tmp_path / "other.pt"), input_size=32)
 
 
+@pytest.mark.slow
 def test_vgg_weights_file_and_freeze(tmp_path):
     torch.manual_seed(0)
     tv = torchvision.models.vgg16_bn()

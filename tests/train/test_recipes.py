@@ -122,6 +122,7 @@ def test_flip_tta_makes_predictions_mirror_invariant():
 
 
 @pytest.mark.realdata
+@pytest.mark.slow
 def test_fast_recipe_learns_real_subset(real_dataset, tmp_path):
     # FastNet pools globally, so it needs real garments (not the positional synthetic set):
     # 10% of the training set, 3 short epochs of a narrow net, all recipe pieces switched on.

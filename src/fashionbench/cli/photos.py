@@ -97,7 +97,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         sheet = write_show(args.show, res.names, res.converted, res.records)
         print(f"what the model saw: {args.show}/ (one PNG per photo, contact sheet {sheet})", file=sys.stderr)
     _problems(res.problems)
-    return 1 if res.problems and not res.names else 0
+    return 2 if res.problems and not res.names else 0  # nothing could be read: as a bad input
 
 
 def add_parsers(sub) -> None:
