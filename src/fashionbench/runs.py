@@ -73,7 +73,8 @@ class RunMetrics(TypedDict, total=False):
     val_accuracy: float | None
     evaluated_weights: str  # 'best' or 'last'
     tta: list[str]
-    temperature: float | None  # softmax temperature fitted on the validation split (None without one)
+    temperature: float | None  # softmax temperature fitted after training (validation split, else training images)
+    temperature_fitted_on: str | None
     test_accuracy: float
     test_loss: float
     per_class_accuracy: dict[str, float]

@@ -87,18 +87,20 @@ def test_training_with_a_validation_split_stores_the_temperature_and_predict_use
     t = ckpt["temperature"]
     assert t > 0 and t != 1.0
     metrics = json.loads((checkpoint.parent / "metrics.json").read_text())
-    assert metrics["temperature"] == t
+    assert metrics["temperature"] == t and metrics["temperature_fitted_on"].startswith("validation split")
     p = fb.load(checkpoint, device="cpu")
     assert p.temperature == t
     x = tiny_dataset.test_images[:16]
     assert np.allclose(p.predict_proba(x), torch.softmax(p.predict_logits(x) / t, 1).numpy(), atol=1e-6)
 
 
-def test_a_run_without_validation_split_has_no_temperature(tiny_dataset, tmp_path):
+def test_a_run_without_validation_split_fits_the_temperature_on_training_images(tiny_dataset, tmp_path):
     r = fb.train("cnn_002", data=tiny_dataset, out=tmp_path / "r", epochs=1, batch_size=64, val_fraction=0.0,
                  report=False, device="cpu")
-    assert r.metrics["temperature"] is None and "temperature" not in torch.load(tmp_path / "r" / "best.pt")
-    assert r.predictor().temperature == 1.0
+    t = r.metrics["temperature"]
+    assert t > 0 and "training images (no validation split)" in r.metrics["temperature_fitted_on"]
+    assert torch.load(tmp_path / "r" / "best.pt", weights_only=True)["temperature"] == t
+    assert r.predictor().temperature == t
 
 
 def test_predictor_takes_paths_pil_images_arrays_and_bytes_alike(checkpoint):

@@ -325,8 +325,8 @@ def render(data: RunData) -> tuple[str, dict[str, bytes]]:
                ["macro F1", fmt_pct(m.get("macro_f1"))],
                ["expected calibration error", f"{fmt_pct(m.get('ece'))} ({m.get('ece_bins', '?')} bins)"],
                ["after temperature scaling", f"{fmt_pct(m.get('ece_calibrated'))} (T = {m['temperature']:.3g}, fitted on "
-                                             "the validation split)" if m.get("temperature") else
-                "not fitted (the run has no validation split: train with --val-fraction 0.05)"],
+                                             f"the {m.get('temperature_fitted_on') or 'validation split'})"
+                if m.get("temperature") else "not fitted"],
                ["validation accuracy (last epoch)", fmt_pct(m.get("val_accuracy"))],
                ["evaluated weights", f"{m.get('evaluated_weights', '?')} (best epoch {m.get('best_epoch', '?')})"],
                ["test-time augmentation", ", ".join(m.get("tta") or []) or "none"],

@@ -27,7 +27,7 @@ from ..data.sources import DATASETS, Dataset, load_dataset
 from ..data.splits import Split, split_training_set
 from ..errors import CheckpointError, ConfigError, FashionbenchError
 from ..evaluate.metrics import classification_metrics
-from ..evaluate.stats import fit_temperature
+from ..evaluate.stats import fit_temperature, stratified_sample
 from ..inference import Predictor, predict_logits
 from ..models.registry import check_forward, count_params, create_model, place_model
 from ..utils import machine_description, resolve_device, resolve_precision, seed_everything, set_threads
@@ -245,14 +245,25 @@ def fit_run(s: RunSetup, *, run_dir: Path | None = None, callbacks: Sequence = (
     return state
 
 
+CALIBRATION_TRAIN_IMAGES = 2000  # without a validation split: a stratified sample of the training images
+
+
 def calibrate(s: RunSetup) -> dict:
-    """Fit the softmax temperature on the validation split (with the run's TTA, as predictions are
-    made); {} without a validation split: the test set never tunes anything."""
-    if s.val is None or not len(s.val[0]):
+    """Fit the softmax temperature (with the run's TTA, as predictions are made) on the validation
+    split, or without one on a stratified sample of the training images: their logits are a little
+    more confident than unseen images' (on fast-60s: ECE 18% -> 2.8%, against 1.5% at the
+    test-optimal T), far better than none. The test set never tunes anything."""
+    if s.val is not None and len(s.val[0]):
+        x, y, where = s.val[0], s.val[1], f"validation split ({len(s.val[0])} images)"
+    else:
+        idx = torch.as_tensor(stratified_sample(s.train[1].cpu().numpy(), CALIBRATION_TRAIN_IMAGES, seed=s.cfg.seed))
+        x, y = s.train[0][idx.to(s.train[0].device)], s.train[1][idx.to(s.train[1].device)]
+        where = f"{len(idx)} training images (no validation split)"
+    if not len(x):
         return {}
-    logits = predict_logits(s.model, s.val[0], normalizer=s.normalizer, batch_size=s.cfg.eval_batch_size,
+    logits = predict_logits(s.model, x, normalizer=s.normalizer, batch_size=s.cfg.eval_batch_size,
                             precision=s.precision, channels_last=s.channels_last, tta=s.cfg.tta)
-    return {"temperature": fit_temperature(logits.numpy(), s.val[1].cpu().numpy())}
+    return {"temperature": fit_temperature(logits.numpy(), y.cpu().numpy()), "temperature_fitted_on": where}
 
 
 def test_run(s: RunSetup, state: TrainState, run_dir: Path | None = None) -> RunResult:
@@ -277,6 +288,7 @@ def test_run(s: RunSetup, state: TrainState, run_dir: Path | None = None) -> Run
         "evaluated_weights": "best" if cfg.restore_best else "last",
         "tta": cfg.tta,
         "temperature": s.calibration.get("temperature"),
+        "temperature_fitted_on": s.calibration.get("temperature_fitted_on"),
         **classification_metrics(ev["logits"], ds.test_labels.numpy(), ds.class_names),
         "class_names": ds.class_names,
         "seed": cfg.seed,
