@@ -80,7 +80,7 @@ def predict_photos(checkpoint: str | Path | Predictor, paths: Sequence[str | Pat
 def evaluate_photos(checkpoint: str | Path | Predictor, labels_csv: str | Path, *, out: str | Path | None = None,
                     photo_method: str = "auto", device: str = "auto", precision: str = "auto",
                     tta: Sequence[str] | str | None = None, batch_size: int = 256, threads: int | None = None,
-                    progress: bool = False, imagenet_weight: float = 0.0):
+                    progress: bool = False, imagenet_weight: float = 0.0, keep_steps: bool = False):
     """A folder's labels.csv (path, fmnist_label; empty = none of the classes) -> PhotoEvaluation
     (top-1/top-2, per-class accuracy, confusion matrix, unknown-item AUROC); with `out`, also
     report.html and metrics.json there."""
@@ -91,7 +91,7 @@ def evaluate_photos(checkpoint: str | Path | Predictor, labels_csv: str | Path, 
     predictor = checkpoint if isinstance(checkpoint, Predictor) else load(
         checkpoint, device=device, precision=precision, tta=tta, batch_size=batch_size, photo_method=photo_method,
         imagenet_weight=imagenet_weight)
-    ev = run(predictor, labels_csv, progress=progress)
+    ev = run(predictor, labels_csv, progress=progress, keep_steps=keep_steps)
     if out is not None:
         ev.report = write_photo_report(ev, out)
     return ev

@@ -103,7 +103,7 @@ def unknown_scores(logits, temperature: float = 1.0) -> dict[str, np.ndarray]:
 def _is_photo_source(x) -> bool:
     from PIL import Image
 
-    return isinstance(x, (str, Path, bytes, Image.Image)) or (isinstance(x, np.ndarray) and (
+    return isinstance(x, (str, Path, bytes, bytearray, memoryview, Image.Image)) or (isinstance(x, np.ndarray) and (
         x.ndim == 3 and x.shape[-1] in (3, 4) or x.ndim == 2 and x.shape != (28, 28)))
 
 

@@ -325,3 +325,12 @@ def test_find_images(tmp_path):
     files, _ = photos.find_images([str(tmp_path / "**"), tmp_path / "a" / "1.png"])  # recursive glob, no duplicates
     assert sorted(p.name for p in files) == ["1.png", "2.JPG", "3.webp"]
     assert photos.find_images(str(tmp_path / "a" / "1.png"))[0] == [tmp_path / "a" / "1.png"]
+
+
+def test_a_recursive_glob_does_not_follow_symlinked_folders(tmp_path):
+    (tmp_path / "d").mkdir()
+    Image.new("L", (8, 8)).save(tmp_path / "d" / "a.png")
+    (tmp_path / "d" / "up").symlink_to(tmp_path)  # a loop: glob.glob's '**' would walk it for ever
+    (tmp_path / "d" / "self").symlink_to(tmp_path / "d")
+    files, problems = photos.find_images([str(tmp_path / "**" / "*.png")])
+    assert [p.name for p in files] == ["a.png"] and problems == []

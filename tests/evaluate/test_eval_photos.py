@@ -131,8 +131,8 @@ def test_predict_cli_table_json_csv_and_show(checkpoint, tmp_path, capsys):
     assert lines[0].startswith("path,top1,p1,top2,p2,top3,p3,unknown") and len(lines) == 2
     show = tmp_path / "show"
     assert main(["predict", str(checkpoint), str(PHOTOS), "--show", str(show), "--device", "cpu"]) == 0
-    assert (show / "contact_sheet.png").is_file() and len(list(show.glob("*.png"))) == 7
-    assert Image.open(show / "contact_sheet.png").size[0] > 28 * 4
+    assert (show / "_contact_sheet.png").is_file() and len(list(show.glob("*.png"))) == 7
+    assert Image.open(show / "_contact_sheet.png").size[0] > 28 * 4
 
 
 def test_predict_keeps_going_past_bad_files_and_lists_them(checkpoint, tmp_path, capsys):
@@ -197,3 +197,39 @@ def test_imagenet_prior_combines_as_a_weighted_geometric_mean(checkpoint, capsys
     assert main(["predict", str(checkpoint), str(PHOTOS / "pants.jpg"), "--imagenet-prior", "--json",
                  "--device", "cpu"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["path"].endswith("pants.jpg")
+
+
+def test_own_labelled_photos_join_the_training_set(tiny_dataset, tmp_path):
+    r = fb.train("cnn_002", data=tiny_dataset, out=tmp_path / "r", epochs=1, batch_size=64, val_fraction=0.0,
+                 report=False, device="cpu", photos=[str(PHOTOS / "labels.csv")], photos_repeat=3)
+    assert r.metrics["train_size"] == len(tiny_dataset.train_labels) + 5 * 3  # shoes.jpg has no label: left out
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["photos"] == [str(PHOTOS / "labels.csv")]
+
+
+def test_training_photos_that_cannot_be_read_stop_the_run_with_their_name(tiny_dataset, tmp_path):
+    bad = tmp_path / "labels.csv"
+    bad.write_text("path,fmnist_label\nmissing.jpg,3\n")
+    with pytest.raises(PhotoError, match="missing.jpg"):
+        fb.train("cnn_002", data=tiny_dataset, save=False, epochs=1, device="cpu", photos=[str(bad)])
+    with pytest.raises(fb.FashionbenchError, match="--photos-repeat must be at least 1"):
+        fb.train("cnn_002", data=tiny_dataset, save=False, epochs=1, device="cpu", photos_repeat=0)
+
+
+def test_show_names_stay_distinct():
+    from fashionbench.evaluate.photos import show_names
+
+    names = show_names(["a/x.jpg", "a/x.png", "my shirt.jpg", "my_shirt.jpg", "contact_sheet.jpg", "A/X.jpg"])
+    assert len({n.lower() for n in names}) == 6 and "_contact_sheet.png" not in names
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("path,fmnist_label\na.jpg,inf\n", "label 'inf'"),
+    ("path,fmnist_label\na.jpg,1\na.jpg,2\n", "listed again (first on line 2)"),
+    ('path,fmnist_label\n"a.jpg,1\n' + "x" * 140000 + "\n", "not a valid CSV"),
+])
+def test_more_bad_labels_csv(tmp_path, text, problem):
+    f = tmp_path / "labels.csv"
+    f.write_text(text)
+    with pytest.raises(PhotoError, match="labels.csv") as e:
+        read_labels(f)
+    assert problem in str(e.value)

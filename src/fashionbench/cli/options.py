@@ -68,6 +68,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--normalize", choices=["standardize", "minmax", "per-pixel"])
     g.add_argument("--val-fraction", type=float, help="stratified validation holdout (default 0.1)")
     g.add_argument("--data-fraction", type=float, help="train on a stratified fraction of the training set")
+    g.add_argument("--photos", action="append", metavar="LABELS_CSV", help="add your own labelled photos to the "
+                   "training set (labels.csv: path,fmnist_label; repeatable)")
+    g.add_argument("--photos-repeat", type=int, help="times each of those photos is seen per epoch (default 10)")
     g = p.add_argument_group("early stopping and evaluation")
     g.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="stop after PATIENCE epochs without "
                    "improvement of --monitor")

@@ -64,7 +64,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     predictor = _predictor(args)
     if args.labels:
         out = args.report or Path("photos-report") / (Path(args.labels).resolve().parent.name or "photos")
-        ev = api.evaluate_photos(predictor, args.labels, out=out, progress=not args.json)
+        ev = api.evaluate_photos(predictor, args.labels, out=out, progress=not args.json and sys.stderr.isatty(),
+                                 keep_steps=bool(args.show))
         if args.show:
             from ..evaluate.photos import write_show
 
@@ -113,7 +114,7 @@ def add_parsers(sub) -> None:
     fmt.add_argument("--json", action="store_true", help="print JSON")
     fmt.add_argument("--csv", action="store_true", help="print CSV")
     p.add_argument("--show", metavar="DIR", help="write, per photo, the conversion steps beside the 28x28 the "
-                   "model saw, and one contact_sheet.png")
+                   "model saw, and one _contact_sheet.png")
     p.add_argument("--labels", metavar="CSV", help="labels.csv of a folder: score the photos it names")
     p.add_argument("--report", metavar="DIR", help="with --labels: where report.html goes "
                    "(default photos-report/FOLDER)")

@@ -172,6 +172,19 @@ def load_image(source) -> Image.Image:
     return _load(source)[0]
 
 
+def _glob(pattern: str) -> list[Path]:
+    """Expand a glob with pathlib, which (unlike glob.glob) does not follow symlinked folders:
+    a link loop cannot make '**' run for ever."""
+    parts = Path(pattern).parts
+    first = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+    root = Path(*parts[:first]) if first else Path(".")
+    rest = "/".join(parts[first:]) + ("/*" if parts[-1] == "**" else "")  # glob.glob's 'x/**' means everything below
+    try:
+        return list(root.glob(rest)) if root.is_dir() else []
+    except (OSError, ValueError):
+        return []
+
+
 def find_images(paths) -> tuple[list[Path], list[tuple[str, str]]]:
     """Image files named by `paths` (files, folders searched recursively, globs), sorted within each
     folder or glob, without duplicates; and (path, problem) for names that found nothing."""
@@ -194,10 +207,11 @@ def find_images(paths) -> tuple[list[Path], list[tuple[str, str]]]:
             if not images:
                 problems.append((text, f"no images in this folder (looked for {', '.join(IMAGE_EXTENSIONS)})"))
         elif glob.has_magic(text):
-            matches = sorted(Path(m) for m in glob.glob(text, recursive=True))
+            matches = sorted(_glob(text))
             images = [q for q in matches if is_image(q)]
-            for d in (q for q in matches if q.is_dir()):
-                images.extend(sorted(q for q in d.rglob("*") if is_image(q)))
+            if "**" not in text:  # a folder the pattern names is searched; '**' already reaches inside
+                for d in (q for q in matches if q.is_dir()):
+                    images.extend(sorted(q for q in d.rglob("*") if is_image(q)))
             found.extend(images)
             if not images:
                 problems.append((text, "the pattern matches no images"))

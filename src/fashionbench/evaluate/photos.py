@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from ..data.photos import Converted, convert_many
+from ..data.photos import Converted, convert_many, to_fmnist
 from ..errors import PhotoError
 from ..inference import Predictor, unknown_scores
 from ..runs import fmt_pct
@@ -85,21 +85,34 @@ def png_bytes(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def show_name(name: str) -> str:
-    """A file name for a photo's panel: its path with separators flattened."""
-    stem = str(Path(name).with_suffix("")).replace("\\", "/").strip("/").replace("/", "__")
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in stem)[:150] or "photo"
+SHEET = "_contact_sheet.png"  # the underscore keeps it apart from the photos' panel names
+
+
+def show_names(names: list[str]) -> list[str]:
+    """A distinct PNG file name per photo: its path flattened (suffix kept, so a.jpg and a.png
+    differ), cut from the left, numbered on a clash."""
+    out, used = [], set()
+    for name in names:
+        flat = str(name).replace("\\", "/").strip("/").replace("/", "__")
+        stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in flat)[-150:].lstrip("_") or "photo"
+        candidate, n = stem, 1
+        while candidate.lower() in used:
+            n += 1
+            candidate = f"{stem}-{n}"
+        used.add(candidate.lower())
+        out.append(f"{candidate}.png")
+    return out
 
 
 def write_show(show_dir: str | Path, names: list[str], converted: list[Converted], records: list[dict]) -> Path:
-    """Per photo `<name>.png` (the steps beside the 28x28 the model saw) and one contact_sheet.png."""
+    """Per photo a PNG (the conversion's steps beside the 28x28 the model saw) and _contact_sheet.png."""
     show_dir = Path(show_dir)
     captions = []
-    for name, conv, rec in zip(names, converted, records):
+    for name, file, conv, rec in zip(names, show_names(names), converted, records):
         caption = f"{rec['label']} {100 * rec['probability']:.0f}%" + (" (unknown?)" if rec["unknown"] else "")
         captions.append(f"{Path(name).name}\n{caption}")
-        atomic_write_bytes(show_dir / f"{show_name(name)}.png", png_bytes(panel(conv, f"{name}: {caption}")))
-    sheet = show_dir / "contact_sheet.png"
+        atomic_write_bytes(show_dir / file, png_bytes(panel(conv, f"{name}: {caption}")))
+    sheet = show_dir / SHEET
     atomic_write_bytes(sheet, png_bytes(contact_sheet([c.image for c in converted], captions)))
     return sheet
 
@@ -157,24 +170,44 @@ def read_labels(csv_path: str | Path, num_classes: int = 10) -> list[LabelledPho
     if missing:
         raise PhotoError(f"{csv_path}: missing column(s) {', '.join(missing)}; the header must name path,fmnist_label "
                          f"(found {','.join(reader.fieldnames or []) or 'no header'})")
-    out = []
-    for line, row in enumerate(reader, start=2):
-        name, raw = (row.get("path") or "").strip(), (row.get("fmnist_label") or "").strip()
-        if not name:
-            raise PhotoError(f"{csv_path} line {line}: empty path; every row names a photo")
-        label = None
-        if raw:
-            try:
-                label = int(float(raw)) if float(raw) == int(float(raw)) else -1
-            except ValueError:
-                label = -1
-            if not 0 <= label < num_classes:
-                raise PhotoError(f"{csv_path} line {line}: label {raw!r} is not a class index 0-{num_classes - 1}; "
-                                 "leave it empty for a photo of none of the classes")
-        out.append(LabelledPhoto(name, csv_path.parent / name, label))
+    out, seen = [], {}
+    try:
+        for row in reader:
+            line = reader.line_num
+            name, raw = (row.get("path") or "").strip(), (row.get("fmnist_label") or "").strip()
+            if not name:
+                raise PhotoError(f"{csv_path} line {line}: empty path; every row names a photo")
+            label = None
+            if raw:
+                label = int(raw) if raw.isdigit() else -1
+                if not 0 <= label < num_classes:
+                    raise PhotoError(f"{csv_path} line {line}: label {raw!r} is not a class index 0-"
+                                     f"{num_classes - 1}; leave it empty for a photo of none of the classes")
+            path = csv_path.parent / name
+            if path in seen:
+                raise PhotoError(f"{csv_path} line {line}: {name} is listed again (first on line {seen[path]}); "
+                                 "keep one row per photo")
+            seen[path] = line
+            out.append(LabelledPhoto(name, path, label))
+    except csv.Error as e:
+        raise PhotoError(f"{csv_path} line {reader.line_num}: not a valid CSV ({e}); check its quotes") from None
     if not out:
         raise PhotoError(f"{csv_path}: no rows; add one line per photo (path,fmnist_label)")
     return out
+
+
+def labelled_images(csv_paths, num_classes: int = 10, method: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
+    """The labelled photos of labels.csv files as training data: (N, 28, 28) uint8 and (N,) labels.
+    Photos of none of the classes are left out; an unreadable photo stops with its name (training
+    data is not skipped silently)."""
+    rows = [r for f in csv_paths for r in read_labels(f, num_classes) if r.label is not None]
+    if not rows:
+        raise PhotoError(f"{', '.join(map(str, csv_paths))}: no labelled photos to train on")
+    batch, _, problems = convert_many([r.path for r in rows], method)
+    if problems:
+        raise PhotoError(f"{len(problems)} training photo(s) could not be used (first: {problems[0][0]}: "
+                         f"{problems[0][1]}); fix them or remove their rows from the labels file")
+    return torch.as_tensor(batch), torch.tensor([r.label for r in rows])
 
 
 def _auroc(scores: np.ndarray, positive: np.ndarray) -> float | None:
@@ -230,11 +263,13 @@ class PhotoEvaluation:
     report: Path | None = None  # report.html once written
 
 
-def evaluate_photos(predictor: Predictor, labels_csv: str | Path, *, progress: bool = False) -> PhotoEvaluation:
-    """Convert and predict every photo labels.csv names; unreadable ones are listed in `problems`."""
+def evaluate_photos(predictor: Predictor, labels_csv: str | Path, *, progress: bool = False,
+                    keep_steps: bool = False) -> PhotoEvaluation:
+    """Convert and predict every photo labels.csv names; unreadable ones are listed in `problems`.
+    `keep_steps` keeps every conversion's intermediate images (for --show; ~0.7 MB a photo)."""
     t0 = time.perf_counter()
     rows = read_labels(labels_csv, predictor.num_classes)
-    _, converted, problems = convert_many([r.path for r in rows], predictor.photo_method, keep_steps=True,
+    _, converted, problems = convert_many([r.path for r in rows], predictor.photo_method, keep_steps=keep_steps,
                                           progress=progress)
     kept = [(r, c) for r, c in zip(rows, converted) if c is not None]
     if not kept:
@@ -257,7 +292,8 @@ def summary_lines(ev: PhotoEvaluation) -> list[str]:
     lines = [f"{ev.labels_csv.parent.name}: {m['labelled']} labelled photos, {m['unknown_items']} of none of the classes"
              + (f", {len(ev.problems)} unreadable" if ev.problems else ""),
              f"top-1 {fmt_pct(m['top1_accuracy'])}, top-2 {fmt_pct(m['top2_accuracy'])}; unknown-item AUROC "
-             + (", ".join(f"{k} {v:.3f}" for k, v in au.items() if v is not None) or "n/a (no unlabelled photos)")]
+             + (", ".join(f"{k} {v:.3f}" for k, v in au.items() if v is not None)
+                or "n/a (it needs photos with and without a label)")]
     per = ", ".join(f"{k} {fmt_pct(v)}" for k, v in m["per_class_accuracy"].items())
     return lines + [f"per class: {per}"]
 
@@ -305,8 +341,10 @@ def write_photo_report(ev: PhotoEvaluation, out_dir: str | Path, worst: int = 12
     wrong.sort(key=lambda i: -probs[i].max())
     tiles = []
     for i in wrong[:worst]:
+        conv = ev.converted[i] if ev.converted[i].steps else to_fmnist(ev.labels_csv.parent / ev.names[i], ev.method,
+                                                                          keep_steps=True)
         top = ", ".join(f"{n} {100 * p:.0f}%" for n, p in ev.records[i]["top_k"])
-        tiles.append(f"<figure>{img_tag(png_bytes(panel(ev.converted[i])), ev.names[i])}<figcaption><b>"
+        tiles.append(f"<figure>{img_tag(png_bytes(panel(conv)), ev.names[i])}<figcaption><b>"
                      f"{_e(names[ev.labels[i]])}</b> predicted as {_e(top)}<br><code>{_e(ev.names[i])}</code>"
                      "</figcaption></figure>")
     parts.append(f"<h2>Most confident mistakes</h2><p class=note>{len(wrong)} of {m['labelled']} labelled photos "

@@ -52,6 +52,8 @@ class TrainConfig:
     normalize: str = "standardize"
     val_fraction: float = 0.1
     data_fraction: float = 1.0
+    photos: list[str] = field(default_factory=list)  # labels.csv files of the user's own photos, added to training
+    photos_repeat: int = 10  # each of those photos is seen this many times per epoch
     early_stopping: int | None = None  # patience in epochs
     monitor: str | None = None  # default: val_loss, or train_loss without a validation split
     restore_best: bool = False
@@ -156,12 +158,15 @@ def validate(cfg: TrainConfig) -> None:
         value = getattr(cfg, name)
         need(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
              f"--{name.replace('_', '-')} must be a finite number, got {value!r}")
-    for name in ("epochs", "batch_size", "eval_batch_size", "step_epochs", "seed", "lookahead_every"):
+    need(isinstance(cfg.photos, list) and all(isinstance(x, str) for x in cfg.photos),
+         f"--photos must name labels.csv files, got {cfg.photos!r}")
+    for name in ("epochs", "batch_size", "eval_batch_size", "step_epochs", "seed", "lookahead_every", "photos_repeat"):
         value = getattr(cfg, name)
         need(isinstance(value, int) and not isinstance(value, bool),
              f"--{name.replace('_', '-')} must be a whole number, got {value!r}")
     need(isinstance(cfg.model_args, dict), f"model_args must be an object of name: value, got {cfg.model_args!r}")
     need(cfg.epochs >= 1, f"--epochs must be at least 1, got {cfg.epochs}")
+    need(cfg.photos_repeat >= 1, f"--photos-repeat must be at least 1, got {cfg.photos_repeat}")
     need(cfg.batch_size >= 1, f"--batch-size must be at least 1, got {cfg.batch_size}")
     need(cfg.eval_batch_size >= 1, f"eval_batch_size must be at least 1, got {cfg.eval_batch_size}")
     need(cfg.lr > 0, f"--lr must be positive, got {cfg.lr}")

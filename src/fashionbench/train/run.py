@@ -113,7 +113,7 @@ class RunSetup:
         return make_checkpoint(model_name=self.cfg.model, model_args=self.cfg.model_args, state_dict=weights,
                                class_names=self.dataset.class_names, normalization=self.normalizer,
                                config=self.cfg.to_dict(), epoch=state.epoch if kind == "last" else state.best_epoch,
-                               **self.calibration, **extra)
+                               **extra)
 
 
 @dataclass
@@ -165,6 +165,13 @@ def setup_run(cfg: TrainConfig, *, dataset: Dataset | None = None, split: Split 
     ds = dataset or load_dataset(cfg.dataset, cfg.data_dir)
     split = split or split_training_set(ds.train_labels, cfg.data_fraction, cfg.val_fraction, cfg.seed)
     train_x, train_y = ds.train_images[split.train_idx].to(device), ds.train_labels[split.train_idx].to(device)
+    if cfg.photos:  # the user's own labelled photos, converted as predict converts them, repeated
+        from ..evaluate.photos import labelled_images
+
+        px, py = labelled_images(cfg.photos, ds.num_classes)
+        log.info("adding %d labelled photos x %d to the %d training images", len(px), cfg.photos_repeat, len(train_x))
+        train_x = torch.cat([train_x, px.to(device).repeat(cfg.photos_repeat, 1, 1)])
+        train_y = torch.cat([train_y, py.to(device).repeat(cfg.photos_repeat)])
     val = None
     if len(split.val_idx):
         val = (ds.train_images[split.val_idx].to(device), ds.train_labels[split.val_idx].to(device))
@@ -354,10 +361,12 @@ def train_run(cfg: TrainConfig, run_dir: str | Path | None = None, *, dataset: D
         state = fit_run(s, run_dir=run_dir if writes else None, callbacks=callbacks)
         result = test_run(s, state, run_dir if writes else None)
         if writes:
-            if s.calibration:  # the checkpoints carry the fitted temperature, so predictions use it
-                if state.best_state is not None:
-                    runs.write_checkpoint(run_dir, "best", s.checkpoint(state, "best"))
-                runs.write_checkpoint(run_dir, "last", s.checkpoint(state, "last"))
+            if s.calibration:  # the checkpoints on disk carry the fitted temperature, so predictions use it
+                for kind, name in (("best", runs.BEST), ("last", runs.LAST)):
+                    if (run_dir / name).is_file():
+                        ckpt = read_checkpoint(run_dir / name)
+                        ckpt.pop("path", None)
+                        runs.write_checkpoint(run_dir, kind, {**ckpt, **s.calibration})
             write_outputs(result, outputs)
         return result
     finally:
