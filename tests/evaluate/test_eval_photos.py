@@ -223,3 +223,18 @@ def test_show_names_stay_distinct():
 
     names = show_names(["a/x.jpg", "a/x.png", "my shirt.jpg", "my_shirt.jpg", "contact_sheet.jpg", "A/X.jpg"])
     assert len({n.lower() for n in names}) == 6 and "_contact_sheet.png" not in names
+
+
+def test_a_one_colour_image_is_listed_not_classified_and_bad_output_folders_fail_first(checkpoint, tmp_path, capsys):
+    folder = tmp_path / "p"
+    folder.mkdir()
+    Image.new("RGB", (60, 80), (200, 30, 30)).save(folder / "flat.png")
+    shutil.copy(PHOTOS / "dress.jpg", folder / "dress.jpg")
+    assert main(["predict", str(checkpoint), str(folder), "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    assert "flat.png" not in captured.out and "flat.png: no item found" in captured.err
+    (tmp_path / "afile").write_text("x")
+    assert main(["predict", str(checkpoint), str(folder), "--show", str(tmp_path / "afile"), "--device", "cpu"]) == 2
+    assert "--show" in capsys.readouterr().err
+    with pytest.raises(fb.FashionbenchError, match="unknown photo conversion 'magic'"):
+        fb.load(checkpoint, device="cpu", photo_method="magic")

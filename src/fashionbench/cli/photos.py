@@ -58,9 +58,18 @@ def _predictor(args: argparse.Namespace):
     return predictor
 
 
+def _check_out_dir(flag: str, value) -> None:
+    from ..errors import ConfigError
+
+    if value is not None and Path(value).exists() and not Path(value).is_dir():
+        raise ConfigError(f"{flag} {value} is a file; pass a folder (it is created if missing)")
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from .. import api
 
+    _check_out_dir("--show", args.show)
+    _check_out_dir("--report", args.report)
     predictor = _predictor(args)
     if args.labels:
         out = args.report or Path("photos-report") / (Path(args.labels).resolve().parent.name or "photos")

@@ -556,6 +556,8 @@ def to_fmnist(source, method: str = "auto", *, keep_steps: bool = False) -> Conv
         if steps is not None:
             steps.append(("foreground", np.where(mask[..., None], rgb, 0).astype(np.uint8)))
         out = _render(rgb, mask, steps)
+    if not out.any():  # a one-colour (or fully transparent) photo: there is no item to classify
+        raise _fail(_name(source), "no item found: the image is a single colour", "pass a photo of the item")
     if steps is not None:
         steps.append(("28x28", out))
     f = img.size[0] / rgb.shape[1] * scale  # work copy -> full-size photo
