@@ -90,7 +90,8 @@ def main() -> int:
             rows.append((f"+ ensemble of {len(args.photo)} seeds (mean logits / T)",
                          [load(p, ("flip", "translate")) for p in args.photo], args.method, ",".join(args.photo)))
         if args.imagenet_weight:
-            rows.append((f"+ ImageNet prior (EfficientNet-Lite0 zero-shot, w={args.imagenet_weight:g})",
+            on = f" on the {len(args.photo)}-seed ensemble" if len(args.photo) > 1 else ""
+            rows.append((f"+ ImageNet prior{on} (EfficientNet-Lite0 zero-shot, w={args.imagenet_weight:g})",
                          [load(p, ("flip", "translate"), args.imagenet_weight) for p in args.photo], args.method,
                          ",".join(args.photo)))
 
