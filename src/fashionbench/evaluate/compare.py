@@ -17,7 +17,7 @@ from ..errors import CheckpointError, ConfigError
 from ..runs import METRICS, RunData, is_run_dir, load_run
 from ..utils import atomic_write_text
 from . import plots
-from .report import CSS, html_table, img_tag
+from .report import html_page, html_table, img_tag
 from .stats import bootstrap_accuracy_ci, mcnemar, mean_std
 
 log = logging.getLogger("fashionbench.evaluate")
@@ -276,8 +276,7 @@ def render_html(c: Comparison) -> str:
             "single seeds.</figcaption></figure>"
             f"<h2>By configuration</h2>{html_table(gh, gr, 'compare-groups')}<p class=note>{e(NOTES)}</p>"
             f"<h2>All runs</h2>{html_table(rh, rr, 'compare-runs')}")
-    return (f"<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><title>{e(title)}</title>"
-            f"<style>{CSS}</style></head><body><main>{body}</main></body></html>\n")
+    return html_page(title, body)
 
 
 def write_comparison(paths: list[str | Path], out: str | Path = ".", overwrite: bool = False) -> tuple[Path, Path, str]:

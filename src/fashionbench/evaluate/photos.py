@@ -303,7 +303,7 @@ def write_photo_report(ev: PhotoEvaluation, out_dir: str | Path, worst: int = 12
     import json
 
     from . import plots
-    from .report import CSS, _e, html_table, img_tag
+    from .report import _e, html_cards, html_page, html_table, img_tag
 
     out_dir = Path(out_dir)
     m, names = ev.metrics, ev.class_names
@@ -320,8 +320,7 @@ def write_photo_report(ev: PhotoEvaluation, out_dir: str | Path, worst: int = 12
              f' &middot; TTA {_e("+".join(ev.model.get("tta") or []) or "none")} &middot; ImageNet prior weight '
              f'{_e(ev.model.get("imagenet_weight") or "off")} &middot; temperature '
              f'{m["temperature"]:.3g} &middot; written {_e(time.strftime("%Y-%m-%d %H:%M"))}</p>',
-             '<div class="cards">' + "".join(f"<div class=card><b>{_e(v)}</b><span>{_e(k)}</span></div>"
-                                             for v, k in cards) + "</div>"]
+             html_cards(cards)]
     rows = [[n, m["support"][n], fmt_pct(a)] for n, a in m["per_class_accuracy"].items()]
     parts.append("<h2>Per class</h2>" + html_table(["class", "photos", "top-1 accuracy"], rows, "per-class"))
     present = [i for i, n in enumerate(names) if n in m["support"] or np.asarray(m["confusion_matrix"])[:, i].any()]
@@ -353,9 +352,7 @@ def write_photo_report(ev: PhotoEvaluation, out_dir: str | Path, worst: int = 12
     if ev.problems:
         parts.append("<h2>Unreadable photos</h2>" + html_table(["photo", "problem"], [list(p) for p in ev.problems],
                                                                "problems"))
-    page = (f"<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><meta name=viewport "
-            f"content='width=device-width,initial-scale=1'><title>{_e(title)}</title><style>{CSS}</style></head>"
-            f"<body><main>{''.join(parts)}</main></body></html>\n")
+    page = html_page(title, "".join(parts))
     atomic_write_text(out_dir / "metrics.json", json.dumps({**m, "labels_csv": str(ev.labels_csv), "method": ev.method,
                                                            "model": ev.model, "problems": ev.problems}, indent=2))
     report = out_dir / "report.html"

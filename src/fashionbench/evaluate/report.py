@@ -283,6 +283,19 @@ def html_table(headers: list[str], rows: list[list], table_id: str) -> str:
     return f'<div class="scroll"><table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
+def html_cards(cards: list[tuple[str, str]]) -> str:
+    """The row of headline figures at the top of a report: (value, what it is) pairs."""
+    return '<div class="cards">' + "".join(f"<div class=card><b>{_e(v)}</b><span>{_e(k)}</span></div>"
+                                           for v, k in cards) + "</div>"
+
+
+def html_page(title: str, body: str) -> str:
+    """A self-contained page in the reports' style (no external CSS, scripts or fonts)."""
+    return (f"<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><meta name=viewport "
+            f"content='width=device-width,initial-scale=1'><title>{_e(title)}</title><style>{CSS}</style></head>"
+            f"<body><main>{body}</main></body></html>\n")
+
+
 def img_tag(png: bytes, alt: str) -> str:
     return f'<img src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}" alt="{_e(alt)}">'
 
@@ -315,8 +328,7 @@ def render(data: RunData) -> tuple[str, dict[str, bytes]]:
              f'<p class="sub">Run folder <code>{_e(data.run_dir.name)}</code> &middot; model <code>{_e(m["model"])}'
              f'</code> &middot; dataset {_e(m.get("dataset", "?"))} &middot; seed {_e(m.get("seed", "?"))} &middot; '
              f'report written {_e(time.strftime("%Y-%m-%d %H:%M"))}</p>',
-             '<div class="cards">' + "".join(f"<div class=card><b>{_e(v)}</b><span>{_e(k)}</span></div>"
-                                             for v, k in cards) + "</div>"]
+             html_cards(cards)]
 
     summary = [["test accuracy", fmt_pct(m["test_accuracy"])],
                ["95% interval (bootstrap)", f"{fmt_pct(ci[0])} to {fmt_pct(ci[1])}"],
@@ -382,10 +394,7 @@ def render(data: RunData) -> tuple[str, dict[str, bytes]]:
     if m.get("report_seconds") is not None:
         env.append(["report generation after training", f"{m['report_seconds']} s (t-SNE {m.get('tsne_seconds', '?')} s)"])
     parts.append("<h2>Environment</h2>" + html_table(["item", "value"], env, "environment"))
-    page = (f"<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><meta name=viewport "
-            f"content='width=device-width,initial-scale=1'><title>{_e(title)}</title><style>{CSS}</style></head>"
-            f"<body><main>{''.join(parts)}</main></body></html>\n")
-    return page, figures
+    return html_page(title, "".join(parts)), figures
 
 
 def _write(run_dir: Path, html_text: str, figures: dict[str, bytes]) -> Path:
