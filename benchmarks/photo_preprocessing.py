@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     methods = list(photos.METHODS) if args.methods == "all" else [m.strip() for m in args.methods.split(",")]
     for m in methods:
-        photos._check_method(m)
+        photos.check_method(m)
     predictor = Predictor.from_checkpoint(args.checkpoint, device="cpu")
     print(f"checkpoint {args.checkpoint}  tta {predictor.tta}  threads {args.threads}")
     print(f"{'folder':20s} {'method':10s} {'n':>4s} {'top-1':>6s} {'top-2':>6s} {'ms/photo':>8s}  used")

@@ -170,10 +170,9 @@ class Predictor:
             raise ConfigError(f"--batch-size must be at least 1, got {self.batch_size}")
         if not (isinstance(self.temperature, (int, float)) and self.temperature > 0):
             raise ConfigError(f"the temperature must be a positive number, got {self.temperature!r}")
-        from .data.photos import METHODS
+        from .data.photos import check_method
 
-        if self.photo_method not in METHODS:
-            raise ConfigError(f"unknown photo conversion {self.photo_method!r}; choose one of {', '.join(METHODS)}")
+        check_method(self.photo_method)
         if not (isinstance(self.imagenet_weight, (int, float)) and 0 <= self.imagenet_weight <= 10):
             raise ConfigError(f"the ImageNet prior weight must be a number in [0, 10], got {self.imagenet_weight!r}")
 

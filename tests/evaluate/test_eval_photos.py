@@ -236,5 +236,5 @@ def test_a_one_colour_image_is_listed_not_classified_and_bad_output_folders_fail
     (tmp_path / "afile").write_text("x")
     assert main(["predict", str(checkpoint), str(folder), "--show", str(tmp_path / "afile"), "--device", "cpu"]) == 2
     assert "--show" in capsys.readouterr().err
-    with pytest.raises(fb.FashionbenchError, match="unknown photo conversion 'magic'"):
+    with pytest.raises(fb.FashionbenchError, match="unknown photo method 'magic'"):
         fb.load(checkpoint, device="cpu", photo_method="magic")
