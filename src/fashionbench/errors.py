@@ -21,3 +21,7 @@ class CheckpointError(FashionbenchError):
 
 class PhotoError(FashionbenchError):
     """A photo that cannot be read or converted: not an image, truncated, too large, no images found."""
+
+
+class ImageTooLargeError(PhotoError):
+    """A photo over the pixel limit (a decompression bomb, or just too big to convert)."""

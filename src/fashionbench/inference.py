@@ -14,12 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import build_from_checkpoint, load_checkpoint
 from .data.normalize import Normalization, to_float
 from .errors import ConfigError
 from .models.registry import place_model
+from .onnx_file import is_onnx_path, load_onnx
 from .utils import autocast, resolve_device, resolve_precision
 
 TTA_VIEWS = ("flip", "translate")
@@ -43,21 +45,31 @@ def parse_tta(value: str | Sequence[str] | None) -> list[str]:
     return views
 
 
+def _shift(x: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
+    """The batch moved by (dx, dy) pixels, black coming in (pad and crop: exports to ONNX as is)."""
+    h, w = x.shape[-2:]
+    padded = F.pad(x, (max(dx, 0), max(-dx, 0), max(dy, 0), max(-dy, 0)))
+    top, left = max(-dy, 0), max(-dx, 0)
+    return padded[..., top:top + h, left:left + w]
+
+
 def _translate_views(x: torch.Tensor, shift: int = 1) -> list[torch.Tensor]:
     """The batch shifted by one pixel in each of the four directions (black fill)."""
-    views = []
-    for dx, dy in ((shift, 0), (-shift, 0), (0, shift), (0, -shift)):
-        v = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
-        if dx > 0:
-            v[..., :, :dx] = 0
-        elif dx < 0:
-            v[..., :, dx:] = 0
-        if dy > 0:
-            v[..., :dy, :] = 0
-        elif dy < 0:
-            v[..., dy:, :] = 0
-        views.append(v)
-    return views
+    return [_shift(x, dx, dy) for dx, dy in ((shift, 0), (-shift, 0), (0, shift), (0, -shift))]
+
+
+def tta_forward(forward, x01: torch.Tensor, tta: Sequence[str] = ()) -> torch.Tensor:
+    """`forward` (views in [0, 1] -> float logits) averaged over the TTA views of the batch; used
+    by `predict_logits` and baked into exported ONNX graphs, so both compute the same thing."""
+
+    def run(views: list[torch.Tensor]) -> torch.Tensor:
+        return sum(forward(v) for v in views) / len(views)
+
+    bases = [x01, x01.flip(3)] if "flip" in tta else [x01]
+    logits = run(bases)
+    if "translate" in tta:  # airbench weighting: half on the unshifted views, half on the shifted ones
+        logits = 0.5 * logits + 0.5 * run([v for b in bases for v in _translate_views(b)])
+    return logits
 
 
 @torch.no_grad()
@@ -69,25 +81,16 @@ def predict_logits(model: nn.Module, images: torch.Tensor, *, normalizer: Normal
         raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
     model.eval()
     device = images.device
-    out = []
-    for start in range(0, len(images), batch_size):
-        x01 = to_float(images[start:start + batch_size])
 
-        def run(views: list[torch.Tensor]) -> torch.Tensor:
-            total = 0
-            for v in views:
-                v = normalizer(v)
-                if channels_last:
-                    v = v.contiguous(memory_format=torch.channels_last)
-                with autocast(device, precision):
-                    total = total + model(v).float()
-            return total / len(views)
+    def forward(v: torch.Tensor) -> torch.Tensor:
+        v = normalizer(v)
+        if channels_last:
+            v = v.contiguous(memory_format=torch.channels_last)
+        with autocast(device, precision):
+            return model(v).float()
 
-        bases = [x01, x01.flip(3)] if "flip" in tta else [x01]
-        logits = run(bases)
-        if "translate" in tta:  # airbench weighting: half on the unshifted views, half on the shifted ones
-            logits = 0.5 * logits + 0.5 * run([v for b in bases for v in _translate_views(b)])
-        out.append(logits.cpu())
+    out = [tta_forward(forward, to_float(images[start:start + batch_size]), tta).cpu()
+           for start in range(0, len(images), batch_size)]
     return torch.cat(out) if out else torch.zeros(0)
 
 
@@ -193,8 +196,13 @@ class Predictor:
                         tta: Sequence[str] | str | None = None, batch_size: int = 1000,
                         expect_model: str | None = None, photo_method: str = "auto",
                         imagenet_weight: float = 0.0) -> Predictor:
-        """Load best.pt / last.pt (or a run folder, or a checkpoint dict already read with
-        `read_checkpoint`). `tta=None` uses the views the run was trained with."""
+        """Load best.pt / last.pt, a run folder, an exported .onnx file (`from_onnx`) or a checkpoint
+        dict already read with `read_checkpoint`. `tta=None` uses the views the run was trained with."""
+        if is_onnx_path(path):
+            if expect_model is not None:
+                raise ConfigError("--model cannot be checked against an ONNX file; leave it out")
+            return cls.from_onnx(path, tta=tta, batch_size=batch_size, photo_method=photo_method,
+                                 imagenet_weight=imagenet_weight)
         if isinstance(path, dict):
             ckpt = path
             model = build_from_checkpoint(ckpt, expect_model)
@@ -206,6 +214,25 @@ class Predictor:
                               device=device, precision=precision, tta=cfg.get("tta", []) if tta is None else tta,
                               batch_size=batch_size, info=info, temperature=ckpt.get("temperature") or 1.0,
                               photo_method=photo_method, imagenet_weight=imagenet_weight)
+
+    @classmethod
+    def from_onnx(cls, path: str | Path, *, tta: Sequence[str] | str | None = None, batch_size: int = 1000,
+                  threads: int | None = None, photo_method: str = "auto", imagenet_weight: float = 0.0) -> Predictor:
+        """An exported .onnx file run by ONNX Runtime on the CPU. Its graph already normalizes and
+        averages the TTA views it was exported with; `tta` adds views outside a graph without them."""
+        module = load_onnx(path, threads)
+        meta = module.meta
+        baked = parse_tta(meta["tta"])
+        extra = parse_tta(tta)
+        if baked and extra:
+            raise ConfigError(f"{path} already averages the TTA views {'+'.join(baked)} inside its graph; "
+                              "leave --tta out")
+        info = {"model": meta["model"], "epoch": meta.get("epoch"), "path": str(path), "config": meta.get("config") or {},
+                "format": "onnx", "onnx": meta}
+        # the graph takes [0, 1] pixels and normalizes inside: the identity here
+        return cls(module, Normalization("minmax", 0.0, 1.0), list(meta["class_names"]), torch.device("cpu"), "fp32",
+                   False, extra, batch_size, info, float(meta["temperature"] or 1.0), photo_method,
+                   imagenet_weight=imagenet_weight)
 
     @property
     def num_classes(self) -> int:

@@ -1,7 +1,7 @@
 """Command-line interface: parse, call the Python API (fashionbench.api), print.
 
 `fashionbench train | evaluate | models | recipes | data | cv | boost | ablate | reproduce |
-epochs-table | report | compare | predict`."""
+epochs-table | report | compare | predict | export | serve`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 
 from .. import __version__
 from ..errors import FashionbenchError
-from . import commands, photos, reports, studies
+from . import commands, photos, reports, serving, studies
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     studies.add_parsers(sub)  # cv, boost, ablate, reproduce, epochs-table
     reports.add_parsers(sub)  # report, compare
     photos.add_parsers(sub)  # predict
+    serving.add_parsers(sub)  # export, serve
     return p
 
 

@@ -71,6 +71,10 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--photos", action="append", metavar="LABELS_CSV", help="add your own labelled photos to the "
                    "training set (labels.csv: path,fmnist_label; repeatable)")
     g.add_argument("--photos-repeat", type=int, help="times each of those photos is seen per epoch (default 10)")
+    g.add_argument("--teacher", metavar="CHECKPOINT", help="distill: mix this model's calibrated probabilities "
+                   "(flip TTA) into the training targets")
+    g.add_argument("--teacher-weight", type=float, help="share of the teacher's probabilities in each target "
+                   "(default 0.5)")
     g = p.add_argument_group("early stopping and evaluation")
     g.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="stop after PATIENCE epochs without "
                    "improvement of --monitor")

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import ConfigError, PhotoError
+from ..errors import ConfigError, ImageTooLargeError, PhotoError
 from .foreground import LUMA, MASKS, TRIM_TOL, gray, require_cv2, rgb_dist
 
 log = logging.getLogger(__name__)
@@ -58,8 +58,8 @@ def _name(source) -> str:
     return f"<{type(source).__name__}>"
 
 
-def _fail(name: str, problem: str, fix: str) -> PhotoError:
-    return PhotoError(f"{name}: {problem}; {fix}")
+def _fail(name: str, problem: str, fix: str, kind: type[PhotoError] = PhotoError) -> PhotoError:
+    return kind(f"{name}: {problem}; {fix}")
 
 
 def _from_array(a: np.ndarray, name: str) -> Image.Image:
@@ -70,7 +70,8 @@ def _from_array(a: np.ndarray, name: str) -> Image.Image:
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)) or 0 in a.shape:
         raise _fail(name, f"an array shaped {a.shape} is not an image", "pass HxW, HxWx3 or HxWx4 pixels")
     if a.shape[0] * a.shape[1] > MAX_PIXELS:
-        raise _fail(name, f"{a.shape[1]}x{a.shape[0]} pixels is over the {MAX_PIXELS:,}-pixel limit", "resize it first")
+        raise _fail(name, f"{a.shape[1]}x{a.shape[0]} pixels is over the {MAX_PIXELS:,}-pixel limit", "resize it first",
+                    ImageTooLargeError)
     if a.dtype == bool:
         a = a.astype(np.uint8) * 255
     elif a.dtype == np.uint16:
@@ -112,7 +113,7 @@ def _open(source, name: str, draft: int | None = None) -> tuple[Image.Image, tup
         w, h = img.size
         if w * h > MAX_PIXELS:
             raise _fail(name, f"{w}x{h} pixels is over the {MAX_PIXELS:,}-pixel limit (a decompression bomb?)",
-                        "resize it first")
+                        "resize it first", ImageTooLargeError)
         if draft and img.format == "JPEG" and max(w, h) > 2 * draft:
             img.draft("RGB", (draft, draft))  # decode at 1/2..1/8 scale: big phone JPEGs load 10x faster
         img.load()
@@ -120,7 +121,7 @@ def _open(source, name: str, draft: int | None = None) -> tuple[Image.Image, tup
         raise
     except Image.DecompressionBombError:
         raise _fail(name, f"too many pixels: over the {MAX_PIXELS:,}-pixel limit (Pillow refused it as a decompression "
-                    "bomb)", "resize it first") from None
+                    "bomb)", "resize it first", ImageTooLargeError) from None
     except UnidentifiedImageError:
         raise _fail(name, "not an image (or a format Pillow cannot read)",
                     f"use one of {', '.join(e.lstrip('.') for e in IMAGE_EXTENSIONS)}") from None

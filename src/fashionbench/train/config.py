@@ -54,6 +54,8 @@ class TrainConfig:
     data_fraction: float = 1.0
     photos: list[str] = field(default_factory=list)  # labels.csv files of the user's own photos, added to training
     photos_repeat: int = 10  # each of those photos is seen this many times per epoch
+    teacher: str | None = None  # checkpoint whose calibrated probabilities are mixed into the targets (distillation)
+    teacher_weight: float = 0.5  # share of the teacher's probabilities in each target (the rest: the true label)
     early_stopping: int | None = None  # patience in epochs
     monitor: str | None = None  # default: val_loss, or train_loss without a validation split
     restore_best: bool = False
@@ -154,7 +156,7 @@ def validate(cfg: TrainConfig) -> None:
 
     model_info(cfg.model)  # unknown names fail before any data is loaded
     for name in ("lr", "momentum", "weight_decay", "label_smoothing", "warmup_epochs", "final_lr_factor",
-                 "bias_lr_scale", "gamma", "val_fraction", "data_fraction", "lookahead_decay"):
+                 "bias_lr_scale", "gamma", "val_fraction", "data_fraction", "lookahead_decay", "teacher_weight"):
         value = getattr(cfg, name)
         need(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
              f"--{name.replace('_', '-')} must be a finite number, got {value!r}")
@@ -186,6 +188,10 @@ def validate(cfg: TrainConfig) -> None:
     need(0 <= cfg.label_smoothing < 1, "--label-smoothing must be in [0, 1)")
     need(cfg.label_smoothing == 0 or cfg.loss == "ce",
          f"--label-smoothing works with --loss ce only, not {cfg.loss}; drop one of the two")
+    need(cfg.teacher is None or isinstance(cfg.teacher, str), f"--teacher must name a checkpoint, got {cfg.teacher!r}")
+    need(0 < cfg.teacher_weight <= 1, f"--teacher-weight must be in (0, 1], got {cfg.teacher_weight}")
+    need(cfg.teacher is None or cfg.loss == "ce",
+         f"--teacher needs --loss ce (its targets are probabilities), not {cfg.loss}")
     need(not cfg.nesterov or cfg.optimizer == "sgd", "--nesterov needs --optimizer sgd")
     need(not cfg.nesterov or cfg.momentum > 0, "--nesterov needs --momentum > 0")
     need(cfg.monitor is None or cfg.monitor in MONITORS, f"--monitor must be one of {', '.join(MONITORS)}")

@@ -145,7 +145,7 @@ def train_one_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
         if scheduler is not None:
             scheduler.step()
         total_loss += loss.detach() * len(idx)
-        correct += (logits.detach().argmax(1) == y).sum()
+        correct += (logits.detach().argmax(1) == (y if y.ndim == 1 else y.argmax(1))).sum()  # soft targets: their top class
         seen += len(idx)
         if on_batch is not None:
             on_batch({"batch": i, "loss": loss_value, "lr": lr})

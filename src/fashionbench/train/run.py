@@ -172,6 +172,10 @@ def setup_run(cfg: TrainConfig, *, dataset: Dataset | None = None, split: Split 
         log.info("adding %d labelled photos x %d to the %d training images", len(px), cfg.photos_repeat, len(train_x))
         train_x = torch.cat([train_x, px.to(device).repeat(cfg.photos_repeat, 1, 1)])
         train_y = torch.cat([train_y, py.to(device).repeat(cfg.photos_repeat)])
+    if cfg.teacher:
+        from .distill import teacher_targets
+
+        train_y = teacher_targets(cfg.teacher, train_x, train_y, ds.num_classes, cfg.teacher_weight, device)
     val = None
     if len(split.val_idx):
         val = (ds.train_images[split.val_idx].to(device), ds.train_labels[split.val_idx].to(device))
