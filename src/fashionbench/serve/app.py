@@ -40,7 +40,7 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 def require_fastapi():
     try:
         import fastapi
-        import multipart  # noqa: F401  (python-multipart: FastAPI's form parser)
+        import python_multipart  # noqa: F401  (FastAPI's form parser)
     except ImportError as e:
         raise ConfigError(f"serving needs FastAPI ({e.name} is not installed): {INSTALL}") from None
     return fastapi

@@ -1,0 +1,91 @@
+"""A tiny trained run and its exported ONNX file, shared by the export and serve tests."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from fashionbench import FASHION_CLASSES
+from fashionbench.data.sources import Dataset
+from fashionbench.train.config import TrainConfig
+from fashionbench.train.run import train_run
+
+
+def band_dataset(n_train: int = 400, n_test: int = 300, seed: int = 0) -> Dataset:
+    """Class k is a bright band at its own height on noise: learnable in two epochs."""
+    g = torch.Generator().manual_seed(seed)
+
+    def make(n):
+        y = torch.arange(n) % 10
+        x = torch.randint(0, 120, (n, 28, 28), generator=g)
+        for k in range(10):
+            x[y == k, 2 + 2 * k: 5 + 2 * k, 4:24] += 120
+        return x.clamp(0, 255).to(torch.uint8), y.long()
+
+    tx, ty = make(n_train)
+    sx, sy = make(n_test)
+    return Dataset(tx, ty, sx, sy, list(FASHION_CLASSES), name="synthetic", source="tests")
+
+
+@pytest.fixture(scope="session")
+def band_data() -> Dataset:
+    return band_dataset()
+
+
+@pytest.fixture(scope="session")
+def fast_run(tmp_path_factory, band_data):
+    """A small FastNet (TTA flip+translate, temperature fitted) trained for 5 epochs."""
+    run_dir = tmp_path_factory.mktemp("serve-runs") / "fast"
+    cfg = TrainConfig(model="fastnet", model_args={"widths": [8, 16, 16], "whiten_stride": 2,
+                                                    "pools": [True, True, False]},
+                      epochs=5, batch_size=50, optimizer="adam", lr=1e-2, device="cpu", precision="fp32",
+                      val_fraction=0.1, tta=["flip", "translate"], seed=0)
+    train_run(cfg, run_dir, dataset=band_data)
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def onnx_file(fast_run, band_data, tmp_path_factory):
+    pytest.importorskip("onnxruntime", reason="pip install 'fashionbench[export]'")
+    from fashionbench.serve.export import export_onnx
+
+    out = tmp_path_factory.mktemp("onnx") / "fast.onnx"
+    export_onnx(fast_run, out, data=band_data)
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_server(model, *extra: str):
+    """`fashionbench serve MODEL` on a free 127.0.0.1 port, as a user starts it; (process, base URL)."""
+    import httpx
+
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "fashionbench", "serve", str(model), "--port", str(port),
+                             "--threads", "1", *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the server exited: {proc.stdout.read()}")
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            time.sleep(0.2)
+    proc.kill()
+    raise AssertionError("the server did not come up within 60 s")
+
+
+@pytest.fixture(scope="session")
+def start_server():
+    return _start_server
