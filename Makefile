@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 RECIPE ?= fast-60s
 RUN_DIR ?= runs/default
 
-.PHONY: setup run test test-all bench clean
+.PHONY: setup run light test test-all bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,14 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(BIN)/python scripts/ensure_data.py
 	$(BIN)/fashionbench train --recipe $(RECIPE) --out $(RUN_DIR) --overwrite
+
+# The phone model: a fast-3m teacher, fastnet_light distilled from it, both ONNX files (fp32 and int8) checked.
+light: $(STAMP)
+	$(BIN)/python scripts/ensure_data.py
+	test -f runs/teacher-3m/last.pt || $(BIN)/fashionbench train --recipe fast-3m --out runs/teacher-3m --overwrite
+	$(BIN)/fashionbench train --recipe light --teacher runs/teacher-3m --out runs/light --overwrite
+	$(BIN)/fashionbench export runs/light
+	$(BIN)/fashionbench export runs/light --int8
 
 # `make test` skips the tests marked slow (tens of seconds of real training each) to stay near 5 minutes
 # on 2 cores; `make test-all` (what .ci/run runs) adds them.

@@ -1,4 +1,4 @@
-"""The import direction of shared/DESIGN.md: cli -> experiments -> train/evaluate/inference -> models/data.
+"""The import direction of shared/DESIGN.md: cli -> serve/experiments -> train/evaluate/inference -> models/data.
 
 Checked on the source, at module level and inside functions alike, so a lazy import cannot hide a loop."""
 
@@ -11,14 +11,19 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "fashionbench"
 
 # What each part may not import (besides itself): lower layers never reach up.
 FORBIDDEN = {
-    "data": {"models", "train", "evaluate", "experiments", "cli", "inference", "api", "checkpoint", "runs"},
-    "models": {"train", "evaluate", "experiments", "cli", "inference", "api", "runs"},
-    "checkpoint": {"train", "evaluate", "experiments", "cli", "inference", "api"},
-    "runs": {"data", "models", "train", "evaluate", "experiments", "cli", "inference", "api", "checkpoint"},
-    "inference": {"train", "evaluate", "experiments", "cli", "api"},
-    "evaluate": {"train", "experiments", "cli", "api"},
-    "train": {"experiments", "cli", "api"},
-    "experiments": {"cli", "api"},
+    "data": {"models", "train", "evaluate", "experiments", "cli", "inference", "api", "checkpoint", "runs", "serve",
+             "onnx_file"},
+    "models": {"train", "evaluate", "experiments", "cli", "inference", "api", "runs", "serve", "onnx_file"},
+    "checkpoint": {"train", "evaluate", "experiments", "cli", "inference", "api", "serve", "onnx_file"},
+    "runs": {"data", "models", "train", "evaluate", "experiments", "cli", "inference", "api", "checkpoint", "serve",
+             "onnx_file"},
+    "onnx_file": {"data", "models", "train", "evaluate", "experiments", "cli", "inference", "api", "checkpoint",
+                  "runs", "serve"},
+    "inference": {"train", "evaluate", "experiments", "cli", "api", "serve"},
+    "evaluate": {"train", "experiments", "cli", "api", "serve"},
+    "train": {"experiments", "cli", "api", "serve"},
+    "experiments": {"cli", "api", "serve"},
+    "serve": {"cli", "api", "experiments"},
     "api": {"cli"},
 }
 

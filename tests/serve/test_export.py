@@ -11,15 +11,15 @@ import torch
 pytest.importorskip("onnxruntime", reason="pip install 'fashionbench[export]'")
 pytest.importorskip("onnxscript", reason="pip install 'fashionbench[export]'")
 
-from fashionbench.checkpoint import make_checkpoint  # noqa: E402
-from fashionbench.cli import main  # noqa: E402
-from fashionbench.data.normalize import Normalization  # noqa: E402
-from fashionbench.errors import CheckpointError, ConfigError  # noqa: E402
-from fashionbench.inference import Predictor  # noqa: E402
-from fashionbench.models import create_model, list_models, model_info  # noqa: E402
-from fashionbench.onnx_file import METADATA_KEY, load_onnx  # noqa: E402
-from fashionbench.serve.export import NOT_EXPORTABLE, export_onnx  # noqa: E402
-from fashionbench.utils import atomic_torch_save  # noqa: E402
+from fashionbench.checkpoint import make_checkpoint
+from fashionbench.cli import main
+from fashionbench.data.normalize import Normalization
+from fashionbench.errors import CheckpointError, ConfigError
+from fashionbench.inference import Predictor
+from fashionbench.models import create_model, list_models, model_info
+from fashionbench.onnx_file import METADATA_KEY, load_onnx
+from fashionbench.serve.export import NOT_EXPORTABLE, export_onnx
+from fashionbench.utils import atomic_torch_save
 
 # Exported in the full suite only (make test-all): 11-134 M parameters take tens of seconds each to trace.
 HEAVY = {"resnet18_28px", "resnet18_tl", "resnet50_28px", "vgg16_bn_tl"}

@@ -108,3 +108,11 @@ def fastnet(num_classes: int = 10, widths: tuple[int, ...] | list[int] = (64, 12
     """airbench-style CNN for 28x28: patch-whitening stem, 3 conv groups, frozen-scale BN (default recipes)."""
     return FastNet(tuple(widths), depth, whiten_k, act, scale, bn_momentum, whiten_bias_epochs, whiten_init,
                    whiten_stride, pools, num_classes, train_whiten_weight=train_whiten_weight)
+
+
+@register_model("fastnet_light", source="fashionbench")
+def fastnet_light(num_classes: int = 10, widths: tuple[int, ...] | list[int] = (24, 40, 60), depth: int = 2,
+                  act: str = "gelu", whiten_stride: int = 2, pools: tuple[bool, ...] | list[bool] = (True, True, False),
+                  whiten_bias_epochs: int = 3) -> nn.Module:
+    """FastNet 24/40/60 with the stride-2 stem: 85 k parameters, an int8 ONNX file under 100 KB (recipe `light`)."""
+    return FastNet(tuple(widths), depth, 2, act, 1 / 9, 0.4, whiten_bias_epochs, True, whiten_stride, pools, num_classes)

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 
@@ -249,7 +250,7 @@ def create_app(predictor: Predictor, *, max_upload_mb: float = 10.0, max_batch: 
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        return error(exc.status_code, str(exc.detail), f"see /docs for the API", request.url.path,
+        return error(exc.status_code, str(exc.detail), "see /docs for the API", request.url.path,
                      "not_found" if exc.status_code == 404 else "http")
 
     @app.exception_handler(Exception)
@@ -274,7 +275,7 @@ def create_app(predictor: Predictor, *, max_upload_mb: float = 10.0, max_batch: 
         return await anyio.to_thread.run_sync(classify, data, name, with_image, limiter=limiter)
 
     @app.post("/predict", summary="Classify one photo")
-    async def predict(request: Request, file: UploadFile = File(..., description="the photo"),
+    async def predict(request: Request, file: Annotated[UploadFile, File(description="the photo")],
                       image: bool = False):
         """Top-k classes with calibrated probabilities, the unknown-item flag and score, and timings;
         `?image=true` adds the 28x28 the model saw as a PNG data URL."""
@@ -291,7 +292,7 @@ def create_app(predictor: Predictor, *, max_upload_mb: float = 10.0, max_batch: 
         return out
 
     @app.post("/predict/batch", summary="Classify several photos")
-    async def predict_batch(request: Request, files: list[UploadFile] = File(..., description="the photos")):
+    async def predict_batch(request: Request, files: Annotated[list[UploadFile], File(description="the photos")]):
         """One result per file, in order; a file that cannot be used gets {"filename", "error"} and the
         rest are still classified (400 if none could be)."""
         if (bad := check_multipart(request)) is not None:

@@ -39,6 +39,7 @@ OPSET = 18
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
 CALIBRATION_IMAGES = 2048
 CHECK_BATCH = 1000
+CONFIG_KEYS = ("recipe", "model", "model_args", "dataset", "epochs", "seed", "augment", "tta", "teacher")
 # Models whose forward torch.onnx cannot trace, and why.
 NOT_EXPORTABLE = {"numpy_mlp": "written in NumPy (forward and backward by hand): there is no torch graph to export"}
 
@@ -158,8 +159,7 @@ def quantize_int8(model: bytes, calibration: np.ndarray, method: str = "minmax",
     if method not in CALIBRATION_METHODS:
         raise ConfigError(f"unknown calibration {method!r}; choose one of {', '.join(CALIBRATION_METHODS)}")
     try:
-        from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                              quantize_static)
+        from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
         from onnxruntime.quantization.shape_inference import quant_pre_process
     except ImportError:
         raise ConfigError(f"int8 export needs ONNX Runtime's quantization tools: {INSTALL}") from None
@@ -274,7 +274,8 @@ def export_onnx(checkpoint: str | Path, out: str | Path | None = None, *, tta: b
         "output": {"name": OUTPUT, "dtype": "float32", "shape": ["N", predictor.num_classes],
                    "probabilities": "softmax(logits / temperature)"},
         "temperature": predictor.temperature, "tta": views, "opset": opset, "epoch": predictor.info.get("epoch"),
-        "config": cfg, "dataset": ds.name, "fashionbench_version": __version__, "torch_version": torch.__version__,
+        # the training config's headline fields, not all of it: the file is meant to stay small
+        "config": {k: cfg[k] for k in CONFIG_KEYS if k in cfg}, "dataset": ds.name, "fashionbench_version": __version__, "torch_version": torch.__version__,
         "source_checkpoint": predictor.info["path"], "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "quantization": None,
     }

@@ -101,6 +101,7 @@ class RunSetup:
     loss_fn: LossFn
     state: TrainState = field(default_factory=TrainState)
     calibration: dict = field(default_factory=dict)  # fitted after training: {"temperature": T}
+    targets: torch.Tensor | None = None  # (N, C) soft training targets (distillation) instead of train's labels
 
     def checkpoint(self, state: TrainState, kind: str) -> dict:
         """best.pt (the best epoch's weights) or last.pt (everything needed to resume)."""
@@ -172,10 +173,11 @@ def setup_run(cfg: TrainConfig, *, dataset: Dataset | None = None, split: Split 
         log.info("adding %d labelled photos x %d to the %d training images", len(px), cfg.photos_repeat, len(train_x))
         train_x = torch.cat([train_x, px.to(device).repeat(cfg.photos_repeat, 1, 1)])
         train_y = torch.cat([train_y, py.to(device).repeat(cfg.photos_repeat)])
+    targets = None
     if cfg.teacher:
         from .distill import teacher_targets
 
-        train_y = teacher_targets(cfg.teacher, train_x, train_y, ds.num_classes, cfg.teacher_weight, device)
+        targets = teacher_targets(cfg.teacher, train_x, train_y, ds.num_classes, cfg.teacher_weight, device)
     val = None
     if len(split.val_idx):
         val = (ds.train_images[split.val_idx].to(device), ds.train_labels[split.val_idx].to(device))
@@ -198,7 +200,7 @@ def setup_run(cfg: TrainConfig, *, dataset: Dataset | None = None, split: Split 
         else None
     return RunSetup(cfg, ds, split, device, precision, normalizer, model, wrap(model) if wrap else model,
                     channels_last, (train_x, train_y), val, optimizer, scheduler, per_batch, lookahead,
-                    build_loss(cfg.loss, cfg.label_smoothing))
+                    build_loss(cfg.loss, cfg.label_smoothing), targets=targets)
 
 
 def restore(s: RunSetup, run_dir: Path) -> None:
@@ -239,7 +241,8 @@ def fit_run(s: RunSetup, *, run_dir: Path | None = None, callbacks: Sequence = (
         cbs.insert(0, EarlyStopping(s.cfg.early_stopping))
     cfg = s.cfg
     try:
-        state = fit(s.train_model, s.train, s.val, epochs=cfg.epochs, batch_size=cfg.batch_size,
+        train = s.train if s.targets is None else (s.train[0], s.targets)
+        state = fit(s.train_model, train, s.val, epochs=cfg.epochs, batch_size=cfg.batch_size,
                     optimizer=s.optimizer, loss_fn=s.loss_fn, normalizer=s.normalizer, seed=cfg.seed,
                     precision=s.precision, augment=build_augment(cfg.augment), scheduler=s.scheduler,
                     per_batch_schedule=s.per_batch_schedule, channels_last=s.channels_last,
