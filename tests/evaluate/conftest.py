@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
-from fashionbench import FASHION_CLASSES
+from bands import band_dataset
 from fashionbench.data.sources import Dataset
 from fashionbench.train.config import TrainConfig
 from fashionbench.train.run import train_run
@@ -14,18 +13,7 @@ from fashionbench.train.run import train_run
 def synthetic_dataset(n_train: int = 300, n_test: int = 200, seed: int = 0) -> Dataset:
     """Each class is a faint horizontal band at its own height in strong noise: one epoch of mlp_002
     gets most but not all of them right, so there are mistakes to report."""
-    g = torch.Generator().manual_seed(seed)
-
-    def make(n):
-        y = torch.arange(n) % 10
-        x = torch.randint(0, 200, (n, 28, 28), generator=g)
-        for k in range(10):
-            x[y == k, 2 + 2 * k: 6 + 2 * k, 4:24] += 45
-        return x.clamp(0, 255).to(torch.uint8), y.long()
-
-    tx, ty = make(n_train)
-    sx, sy = make(n_test)
-    return Dataset(tx, ty, sx, sy, list(FASHION_CLASSES), name="synthetic", source="tests")
+    return band_dataset(n_train, n_test, seed)
 
 
 def tiny_config(**kw) -> TrainConfig:

@@ -90,6 +90,7 @@ def test_onnx_predictor_matches_the_checkpoint(fast_run, onnx_file, band_data):
     assert torch.allclose(tta_onnx, tta_torch, atol=1e-4)
 
 
+@pytest.mark.slow  # 10 traced views: about 7 s
 def test_baked_tta_equals_pytorch_tta(fast_run, band_data, tmp_path):
     res = export_onnx(fast_run, tmp_path / "tta.onnx", tta=True, data=band_data)
     assert res.metadata["tta"] == ["flip", "translate"]

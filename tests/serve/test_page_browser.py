@@ -27,6 +27,7 @@ def server(onnx_file, start_server):
     proc.wait(10)
 
 
+@pytest.mark.slow  # about 10 s (a server and a browser); make test-all and .ci/run include it
 def test_upload_page_shows_label_bars_and_the_28x28(server, tmp_path, band_data):
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from bands import band_dataset
 from fashionbench.cli import main
 from fashionbench.errors import ConfigError
 from fashionbench.inference import Predictor
@@ -21,20 +22,7 @@ def _cfg(**kw) -> TrainConfig:
 
 @pytest.fixture(scope="module")
 def eval_dataset():
-    """Class k is a faint band at its own height on noise (learnable, with mistakes left)."""
-    from fashionbench import FASHION_CLASSES
-    from fashionbench.data.sources import Dataset
-
-    g = torch.Generator().manual_seed(0)
-
-    def make(n):
-        y = torch.arange(n) % 10
-        x = torch.randint(0, 200, (n, 28, 28), generator=g)
-        for k in range(10):
-            x[y == k, 2 + 2 * k: 6 + 2 * k, 4:24] += 45
-        return x.clamp(0, 255).to(torch.uint8), y.long()
-
-    return Dataset(*make(300), *make(200), list(FASHION_CLASSES), name="synthetic", source="tests")
+    return band_dataset()
 
 
 @pytest.fixture(scope="module")

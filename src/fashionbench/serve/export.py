@@ -275,7 +275,8 @@ def export_onnx(checkpoint: str | Path, out: str | Path | None = None, *, tta: b
                    "probabilities": "softmax(logits / temperature)"},
         "temperature": predictor.temperature, "tta": views, "opset": opset, "epoch": predictor.info.get("epoch"),
         # the training config's headline fields, not all of it: the file is meant to stay small
-        "config": {k: cfg[k] for k in CONFIG_KEYS if k in cfg}, "dataset": ds.name, "fashionbench_version": __version__, "torch_version": torch.__version__,
+        "config": {k: cfg[k] for k in CONFIG_KEYS if k in cfg},
+        "dataset": ds.name, "fashionbench_version": __version__, "torch_version": torch.__version__,
         "source_checkpoint": predictor.info["path"], "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "quantization": None,
     }
