@@ -17,7 +17,7 @@ from ..errors import CheckpointError, ConfigError
 from ..runs import METRICS, RunData, is_run_dir, load_run
 from ..utils import atomic_write_text
 from . import plots
-from .report import html_page, html_table, img_tag
+from .html import html_page, html_table, img_tag
 from .stats import bootstrap_accuracy_ci, mcnemar, mean_std
 
 log = logging.getLogger("fashionbench.evaluate")

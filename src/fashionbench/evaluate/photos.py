@@ -303,7 +303,8 @@ def write_photo_report(ev: PhotoEvaluation, out_dir: str | Path, worst: int = 12
     import json
 
     from . import plots
-    from .report import _e, html_cards, html_page, html_table, img_tag
+    from .html import escape as _e
+    from .html import html_cards, html_page, html_table, img_tag
 
     out_dir = Path(out_dir)
     m, names = ev.metrics, ev.class_names
