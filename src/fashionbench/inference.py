@@ -229,8 +229,8 @@ class Predictor:
                               "leave --tta out")
         info = {"model": meta["model"], "epoch": meta.get("epoch"), "path": str(path), "config": meta.get("config") or {},
                 "format": "onnx", "onnx": meta}
-        # the graph takes [0, 1] pixels and normalizes inside: the identity here
-        return cls(module, Normalization("minmax", 0.0, 1.0), list(meta["class_names"]), torch.device("cpu"), "fp32",
+        # the graph takes [0, 1] pixels and normalizes inside
+        return cls(module, Normalization.identity(), list(meta["class_names"]), torch.device("cpu"), "fp32",
                    False, extra, batch_size, info, float(meta["temperature"] or 1.0), photo_method,
                    imagenet_weight=imagenet_weight)
 

@@ -16,15 +16,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.format != "onnx":
         raise ConfigError(f"unknown --format {args.format!r}; onnx is the one export format")
     set_threads(args.threads)
-    data = None
-    if args.dataset or args.data_dir:
-        from ..checkpoint import read_checkpoint
-        from ..data.sources import dataset_args, load_dataset
-
-        data = load_dataset(*dataset_args(read_checkpoint(args.checkpoint).get("config") or {}, args.dataset,
-                                          args.data_dir))
     result = export_onnx(args.checkpoint, args.out, tta=args.tta, int8=args.int8, calibration=args.calibration,
-                         n_calibration=args.calibration_images, per_channel=not args.per_tensor, data=data)
+                         n_calibration=args.calibration_images, per_channel=not args.per_tensor,
+                         dataset=args.dataset, data_dir=args.data_dir)
     print("\n".join(result.lines()))
     print(f"use it: fashionbench predict {result.path} photo.jpg   |   fashionbench serve {result.path}")
     return 0

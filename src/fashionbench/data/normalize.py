@@ -33,6 +33,11 @@ class Normalization:
         std[std < 1e-6] = 1.0  # constant pixels (always-black borders) stay finite
         return cls(kind, x.mean(0).flatten().tolist(), std.flatten().tolist())
 
+    @classmethod
+    def identity(cls) -> Normalization:
+        """No change to [0, 1] pixels: for models that normalize inside (exported ONNX graphs)."""
+        return cls("minmax", 0.0, 1.0)
+
     def to_dict(self) -> dict:
         return asdict(self)
 

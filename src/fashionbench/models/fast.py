@@ -115,4 +115,5 @@ def fastnet_light(num_classes: int = 10, widths: tuple[int, ...] | list[int] = (
                   act: str = "gelu", whiten_stride: int = 2, pools: tuple[bool, ...] | list[bool] = (True, True, False),
                   whiten_bias_epochs: int = 3) -> nn.Module:
     """FastNet 24/40/60 with the stride-2 stem: 85 k parameters, an int8 ONNX file under 100 KB (recipe `light`)."""
-    return FastNet(tuple(widths), depth, 2, act, 1 / 9, 0.4, whiten_bias_epochs, True, whiten_stride, pools, num_classes)
+    return fastnet(num_classes, widths, depth, act=act, whiten_bias_epochs=whiten_bias_epochs,
+                   whiten_stride=whiten_stride, pools=pools)

@@ -14,8 +14,6 @@ A user's bad file is a 4xx JSON error {"error": ..., "detail": ...}; the server 
 # no `from __future__ import annotations`: FastAPI reads the endpoints' annotations, which name classes imported
 # inside create_app (fastapi is an optional extra)
 
-import base64
-import io
 import json
 import logging
 import threading
@@ -24,8 +22,6 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
-
-import numpy as np
 
 from .. import __version__
 from ..errors import ConfigError, FashionbenchError, ImageTooLargeError, PhotoError
@@ -135,17 +131,6 @@ class BodyLimit:
         return await self.app(scope, replay, send)
 
 
-def png_data_url(image: np.ndarray, scale: int = 1) -> str:
-    from PIL import Image
-
-    img = Image.fromarray(image)
-    if scale > 1:
-        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
 def run_accuracy(checkpoint: Path) -> float | None:
     """The test accuracy in the metrics.json of the run a checkpoint belongs to, if it has one."""
     from .. import runs
@@ -199,7 +184,12 @@ class Classifier:
                "unknown_score": rec["unknown_score"], "method": converted.method,
                "timings_ms": {"convert": round(1000 * (t1 - t0), 2), "inference": round(1000 * (t2 - t1), 2)}}
         if with_image:
-            out["model_input"] = png_data_url(converted.image)
+            from PIL import Image
+
+            from ..evaluate.html import png_data_url
+            from ..evaluate.photos import png_bytes
+
+            out["model_input"] = png_data_url(png_bytes(Image.fromarray(converted.image)))
         return out
 
 

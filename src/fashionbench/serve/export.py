@@ -17,6 +17,7 @@ with VNNI (every CPU kind of this project); QDQ is the format its CPU kernels ar
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import logging
@@ -30,9 +31,10 @@ import torch
 from torch import nn
 
 from .. import __version__
+from ..data.normalize import Normalization
 from ..errors import CheckpointError, ConfigError
-from ..inference import Predictor, tta_forward
-from ..onnx_file import FORMAT, INPUT, INSTALL, METADATA_KEY, OUTPUT, VERSION, open_session, read_metadata
+from ..inference import Predictor, predict_logits, tta_forward
+from ..onnx_file import FORMAT, INPUT, INSTALL, METADATA_KEY, OUTPUT, VERSION, OnnxModule, open_session, read_metadata
 from ..utils import atomic_write_bytes
 
 OPSET = 18
@@ -192,10 +194,10 @@ def quantize_int8(model: bytes, calibration: np.ndarray, method: str = "minmax",
         return out.read_bytes()
 
 
-def ort_logits(session, images_u8: torch.Tensor, batch: int = CHECK_BATCH) -> torch.Tensor:
-    out = [torch.from_numpy(session.run([OUTPUT], {INPUT: images_u8[i:i + batch].unsqueeze(1).float().div(255).numpy()})[0])
-           for i in range(0, len(images_u8), batch)]
-    return torch.cat(out) if out else torch.zeros(0)
+def onnx_logits(model: bytes, images_u8: torch.Tensor, class_names: list[str]) -> torch.Tensor:
+    """Logits of a serialized graph through the one inference path, as `Predictor.from_onnx` runs it."""
+    module = OnnxModule(open_session(model), {"class_names": class_names})
+    return predict_logits(module, images_u8, normalizer=Normalization.identity(), batch_size=CHECK_BATCH)
 
 
 def compare(logits: torch.Tensor, reference: torch.Tensor, labels: torch.Tensor, name: str) -> ExportCheck:
@@ -222,9 +224,9 @@ def default_out(checkpoint: str | Path, int8: bool) -> Path:
 
 def export_onnx(checkpoint: str | Path, out: str | Path | None = None, *, tta: bool = False, int8: bool = False,
                 calibration: str = "minmax", n_calibration: int = CALIBRATION_IMAGES, per_channel: bool = True,
-                data=None, opset: int = OPSET) -> ExportResult:
+                data=None, dataset: str | None = None, data_dir: str | None = None, opset: int = OPSET) -> ExportResult:
     """Checkpoint (or run folder) -> .onnx with metadata, checked on the test set; `data` is the Dataset
-    to check and calibrate on (default: the run's own)."""
+    to check and calibrate on (default: the run's own, or `dataset` / `data_dir` as on the command line)."""
     from ..data.sources import dataset_args, load_dataset
     from ..models import count_params
 
@@ -247,7 +249,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path | None = None, *, tta: b
         raise ConfigError(f"model {name!r} cannot be exported to ONNX: {NOT_EXPORTABLE[name]}")
     views = list(predictor.tta) if tta else []
     cfg = predictor.info.get("config") or {}
-    ds = data if data is not None else load_dataset(*dataset_args(cfg))
+    ds = data if data is not None else load_dataset(*dataset_args(cfg, dataset, data_dir))
     if ds.num_classes != predictor.num_classes:
         raise ConfigError(f"the checkpoint has {predictor.num_classes} classes but the dataset has {ds.num_classes}")
 
@@ -259,11 +261,9 @@ def export_onnx(checkpoint: str | Path, out: str | Path | None = None, *, tta: b
     except Exception as e:  # tracing failures carry long internal messages; the first line names the op
         why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise CheckpointError(f"model {name!r} could not be exported to ONNX ({why})") from None
-    with torch.no_grad():
-        reference = Predictor(predictor.model, predictor.normalizer, predictor.class_names, tta=views,
-                              batch_size=CHECK_BATCH).predict_logits(ds.test_images)
+    reference = dataclasses.replace(predictor, tta=views, batch_size=CHECK_BATCH).predict_logits(ds.test_images)
     labels = ds.test_labels
-    fp32_logits = ort_logits(open_session(fp32), ds.test_images)
+    fp32_logits = onnx_logits(fp32, ds.test_images, predictor.class_names)
     checks = [compare(fp32_logits, reference, labels, "PyTorch fp32")]
     meta = {
         "format": FORMAT, "version": VERSION, "model": name, "model_args": cfg.get("model_args") or {},
@@ -284,7 +284,8 @@ def export_onnx(checkpoint: str | Path, out: str | Path | None = None, *, tta: b
     if int8:
         calib = calibration_images(ds.train_images, n_calibration)
         model = quantize_int8(fp32, calib, calibration, per_channel)
-        checks.append(compare(ort_logits(open_session(model), ds.test_images), fp32_logits, labels, "ONNX fp32"))
+        checks.append(compare(onnx_logits(model, ds.test_images, predictor.class_names), fp32_logits, labels,
+                              "ONNX fp32"))
         meta["quantization"] = {"scheme": f"QDQ static, s8 weights{' per channel' if per_channel else ''}, "
                                           "u8 activations", "calibration": calibration,
                                 "calibration_images": len(calib), "fp32_test_accuracy": checks[0].accuracy}
