@@ -62,6 +62,10 @@ class Metrics:
                     counts[i] += 1
             self.latency[endpoint] = (counts, total + seconds)
 
+    def count_images(self, n: int) -> None:
+        with self.lock:
+            self.images += n
+
     def error(self, endpoint: str, kind: str) -> None:
         with self.lock:
             self.errors[endpoint, kind] = self.errors.get((endpoint, kind), 0) + 1
@@ -195,7 +199,7 @@ class Classifier:
 
 def create_app(predictor: Predictor, *, max_upload_mb: float = 10.0, max_batch: int = 32, workers: int = 1, k: int = 3):
     """The ASGI app (FastAPI inside the upload-limit middleware)."""
-    fastapi = require_fastapi()
+    require_fastapi()
     import anyio
     from fastapi import FastAPI, File, Request, UploadFile
     from fastapi.exceptions import RequestValidationError
@@ -211,7 +215,8 @@ def create_app(predictor: Predictor, *, max_upload_mb: float = 10.0, max_batch: 
     limiter = anyio.CapacityLimiter(workers)
     card = model_card(predictor)
     started = time.time()
-    page = resources.files("fashionbench.serve").joinpath("page.html").read_text(encoding="utf-8")
+    page = resources.files("fashionbench.serve").joinpath("page.html").read_text(encoding="utf-8").replace(
+        "__MODEL__", json.dumps(card).replace("<", "\\u003c"))  # the card as a JS literal; no "</script>" inside
 
     app = FastAPI(title="fashionbench", version=__version__,
                   description=f"Fashion-MNIST classifier `{card['model']}` ({len(card['classes'])} classes). Upload a "
@@ -230,7 +235,8 @@ def create_app(predictor: Predictor, *, max_upload_mb: float = 10.0, max_batch: 
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
-        if (bad := check_multipart(request)) is not None:  # FastAPI validates the form before the endpoint runs
+        # a body that is not a multipart form never reaches an endpoint: its missing fields land here
+        if (bad := check_multipart(request)) is not None:
             return bad
         fields = sorted({str(e["loc"][-1]) for e in exc.errors() if e.get("loc")})
         want = "file" if request.url.path == "/predict" else "files"
@@ -265,28 +271,23 @@ def create_app(predictor: Predictor, *, max_upload_mb: float = 10.0, max_batch: 
         return await anyio.to_thread.run_sync(classify, data, name, with_image, limiter=limiter)
 
     @app.post("/predict", summary="Classify one photo")
-    async def predict(request: Request, file: Annotated[UploadFile, File(description="the photo")],
-                      image: bool = False):
+    async def predict(file: Annotated[UploadFile, File(description="the photo")], image: bool = False):
         """Top-k classes with calibrated probabilities, the unknown-item flag and score, and timings;
         `?image=true` adds the 28x28 the model saw as a PNG data URL."""
-        if (bad := check_multipart(request)) is not None:
-            return bad
         t0 = time.perf_counter()
         data = await file.read()
         try:
             out = await run(data, file.filename or "upload", image)
         except PhotoError as e:
             return photo_error(e, "/predict")
-        metrics.images += 1
+        metrics.count_images(1)
         out["timings_ms"]["total"] = round(1000 * (time.perf_counter() - t0), 2)
         return out
 
     @app.post("/predict/batch", summary="Classify several photos")
-    async def predict_batch(request: Request, files: Annotated[list[UploadFile], File(description="the photos")]):
+    async def predict_batch(files: Annotated[list[UploadFile], File(description="the photos")]):
         """One result per file, in order; a file that cannot be used gets {"filename", "error"} and the
         rest are still classified (400 if none could be)."""
-        if (bad := check_multipart(request)) is not None:
-            return bad
         if len(files) > max_batch:
             return error(413, f"{len(files)} files in one batch; the limit is {max_batch}",
                          "split the upload into smaller batches", "/predict/batch", "too_many_files")
@@ -299,7 +300,7 @@ def create_app(predictor: Predictor, *, max_upload_mb: float = 10.0, max_batch: 
             except PhotoError as e:
                 metrics.error("/predict/batch", "bad_image")
                 results.append({"filename": f.filename, "error": str(e)})
-        metrics.images += ok
+        metrics.count_images(ok)
         body = {"results": results, "classified": ok, "failed": len(files) - ok,
                 "timings_ms": {"total": round(1000 * (time.perf_counter() - t0), 2)}}
         if not ok:
@@ -321,9 +322,8 @@ def create_app(predictor: Predictor, *, max_upload_mb: float = 10.0, max_batch: 
 
     @app.get("/", summary="Upload page", response_class=HTMLResponse, include_in_schema=False)
     async def index():
-        return HTMLResponse(page.replace("__MODEL__", json.dumps(card).replace("<", "\\u003c")))
+        return HTMLResponse(page)
 
-    del fastapi
     return BodyLimit(app, int(max_upload_mb * 2**20), metrics)
 
 
