@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from fashionbench import runs
+from fashionbench import run_lock, runs
 from fashionbench.cli import main
 
 TINY = ["--model", "mlp_002", "--epochs", "1", "--batch-size", "64", "--device", "cpu", "--threads", "1"]
@@ -228,7 +228,7 @@ def test_lock_of_a_dead_process_is_taken_over(tmp_path):
     import socket
 
     (out / runs.LOCK).write_text(f"{dead.stdout.strip()} {socket.gethostname()} {time.strftime('%Y-%m-%d')}\n")
-    with runs.claim_run_dir(out) as folder:
+    with run_lock.claim_run_dir(out) as folder:
         assert folder.lock.read_text().split()[0] == str(os.getpid())
     assert not (out / runs.LOCK).exists()
 

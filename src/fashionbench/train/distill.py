@@ -28,7 +28,7 @@ def teacher_targets(teacher: str, images: torch.Tensor, labels: torch.Tensor, nu
     if predictor.num_classes != num_classes:
         raise ConfigError(f"the teacher {teacher} has {predictor.num_classes} classes but the dataset has "
                           f"{num_classes}; distill from a model of the same dataset")
-    probs = torch.softmax(predictor.predict_logits(images.cpu()) / predictor.temperature, 1).to(device)
+    probs = torch.softmax(predictor.predict_logits(images) / predictor.temperature, 1).to(device)
     agree = (probs.argmax(1) == labels).float().mean().item()
     log.info("teacher %s (T %.3f) agrees with %.2f%% of the %d training labels", teacher, predictor.temperature,
              100 * agree, len(labels))

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .. import __version__, runs
+from .. import __version__, run_lock, runs
 from ..checkpoint import make_checkpoint, read_checkpoint
 from ..data.augment import build_augment
 from ..data.normalize import Normalization, to_float
@@ -358,7 +358,7 @@ def train_run(cfg: TrainConfig, run_dir: str | Path | None = None, *, dataset: D
     validate(cfg)
     run_dir = Path(run_dir) if run_dir is not None else None
     writes = run_dir is not None and is_writer
-    folder = runs.claim_run_dir(run_dir, overwrite=overwrite, resume=resume) if writes else None
+    folder = run_lock.claim_run_dir(run_dir, overwrite=overwrite, resume=resume) if writes else None
     try:
         s = setup_run(cfg, dataset=dataset, split=split, wrap=wrap, data_init=not resume)
         if resume:
