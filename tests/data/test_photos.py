@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from fashionbench.data import photos
+from fashionbench.data import image_files, photos
 from fashionbench.errors import ConfigError, PhotoError
 
 W, H = 300, 400  # a 3:4 phone frame
@@ -259,12 +259,12 @@ def test_truncated_jpeg(tmp_path):
 def test_pillow_bomb_error_and_small_limit(tmp_path, monkeypatch):
     path = tmp_path / "photo.png"
     white_photo().save(path)
-    monkeypatch.setattr(photos, "MAX_PIXELS", 10_000)
+    monkeypatch.setattr(image_files, "MAX_PIXELS", 10_000)
     with pytest.raises(PhotoError, match="photo.png.*pixel limit"):
         photos.load_image(path)
     with pytest.raises(PhotoError, match="pixel limit"):
         photos.load_image(np.zeros((200, 200), np.uint8))
-    monkeypatch.setattr(photos, "MAX_PIXELS", 10**12)
+    monkeypatch.setattr(image_files, "MAX_PIXELS", 10**12)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5_000)  # Pillow's own check fires first
     with pytest.raises(PhotoError, match="photo.png.*decompression bomb"):
         photos.load_image(path)

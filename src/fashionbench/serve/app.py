@@ -24,13 +24,14 @@ from pathlib import Path
 from typing import Annotated
 
 from .. import __version__
+from ..data.image_files import source_name
 from ..errors import ConfigError, FashionbenchError, ImageTooLargeError, PhotoError
 from ..inference import Predictor
 
 log = logging.getLogger(__name__)
 
 INSTALL = "pip install 'fashionbench[serve]'"
-UPLOAD_NAME = "<bytes>"  # how data.photos names an upload in its messages; replaced by the file name
+UPLOAD_NAME = source_name(b"")  # how the photo loader names bytes in its messages; replaced by the file name
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
