@@ -31,11 +31,11 @@ def _params(name: str) -> list:
     return [pytest.param(name, marks=pytest.mark.slow)] if name in HEAVY else [name]
 
 
-def _checkpoint(tmp_path, name: str, data) -> str:
+def _checkpoint(tmp_path, name: str, data, norm: Normalization | None = None) -> str:
     torch.manual_seed(0)
     args = {"input_size": 32} if "input_size" in model_info(name).defaults else {}
     model = create_model(name, num_classes=10, **args).eval()
-    norm = Normalization("standardize", 0.286, 0.353)
+    norm = norm or Normalization("standardize", 0.286, 0.353)
     ckpt = make_checkpoint(model_name=name, model_args=args, state_dict=model.state_dict(),
                            class_names=data.class_names, normalization=norm,
                            config={"model": name, "model_args": args, "tta": ["flip"]}, epoch=1, temperature=0.8)
@@ -57,6 +57,13 @@ def test_export_parity_every_model(name, tmp_path, band_data):
     x = torch.rand(3, 1, 28, 28)
     assert module(x).shape == (3, 10)  # dynamic batch: traced with 2, runs with 3 and 1
     assert module(x[:1]).shape == (1, 10)
+
+
+def test_per_pixel_normalization_goes_inside_the_graph(tmp_path, band_data):
+    norm = Normalization.fit("per-pixel", band_data.train_images)
+    res = export_onnx(_checkpoint(tmp_path, "mlp_002", band_data, norm), tmp_path / "pp.onnx", data=band_data)
+    assert res.metadata["normalization"]["kind"] == "per-pixel"
+    assert res.checks[0].max_abs_diff < 1e-4 and res.checks[0].agreement == 1.0
 
 
 def test_metadata_makes_the_file_self_describing(fast_run, onnx_file, band_data):

@@ -52,8 +52,8 @@ class ExportGraph(nn.Module):
     def __init__(self, model: nn.Module, mean: torch.Tensor, std: torch.Tensor, tta: list[str]):
         super().__init__()
         self.model = model
-        self.register_buffer("mean", mean.float().reshape(1, 1, *mean.shape[-2:]) if mean.ndim else mean.float())
-        self.register_buffer("std", std.float().reshape(1, 1, *std.shape[-2:]) if std.ndim else std.float())
+        self.register_buffer("mean", mean.float())  # Normalization.tensors: scalars, or (1, 1, 28, 28) per pixel
+        self.register_buffer("std", std.float())
         self.tta = list(tta)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
