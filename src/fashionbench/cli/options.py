@@ -75,6 +75,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                    "(flip TTA) into the training targets")
     g.add_argument("--teacher-weight", type=float, help="share of the teacher's probabilities in each target "
                    "(default 0.5)")
+    g.add_argument("--prune-from", metavar="CHECKPOINT", help="start from this trained FastNet's strongest "
+                   "channels (L1 structured pruning down to this model's widths), then fine-tune")
     g = p.add_argument_group("early stopping and evaluation")
     g.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="stop after PATIENCE epochs without "
                    "improvement of --monitor")

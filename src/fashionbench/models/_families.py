@@ -1,3 +1,3 @@
 """Imports every model family so their @register_model decorators run."""
 
-from . import cnn, fast, lenet, mlp, numpy_mlp, resnet, vgg  # noqa: F401
+from . import cnn, efficientnet_lite, fast, lenet, mlp, numpy_mlp, resnet, vgg  # noqa: F401

@@ -107,14 +107,17 @@ def load_backbone(model: nn.Module, state_dict: dict, head_prefixes: tuple[str, 
         log.info("%s: loaded %s, new %d-key head (%s)", model_name, source, len(skipped), ", ".join(skipped))
 
 
-def init_weights(model: nn.Module, weights_enum, model_name: str, head_prefixes: tuple[str, ...],
+def init_weights(model: nn.Module, imagenet, model_name: str, head_prefixes: tuple[str, ...],
                  pretrained: str | None, weights: str | None) -> None:
+    """`imagenet`: a torchvision weights enum (downloaded once) or a function returning a local ImageNet state_dict."""
     if pretrained and weights:
         raise ConfigError("--pretrained and --weights both name starting weights; pass one")
     if pretrained not in (None, "imagenet"):
         raise ConfigError(f"pretrained must be 'imagenet' or None, got {pretrained!r}")
     if pretrained == "imagenet":
-        load_backbone(model, download_imagenet(weights_enum, model_name), head_prefixes, str(weights_enum),
-                      model_name)
+        local = callable(imagenet)
+        state = imagenet() if local else download_imagenet(imagenet, model_name)
+        source = f"the ImageNet weights of {model_name}" if local else str(imagenet)
+        load_backbone(model, state, head_prefixes, source, model_name)
     elif weights:
         load_backbone(model, read_weights_file(weights, model_name), head_prefixes, str(weights), model_name)

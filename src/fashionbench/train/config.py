@@ -56,6 +56,7 @@ class TrainConfig:
     photos_repeat: int = 10  # each of those photos is seen this many times per epoch
     teacher: str | None = None  # checkpoint whose calibrated probabilities are mixed into the targets (distillation)
     teacher_weight: float = 0.5  # share of the teacher's probabilities in each target (the rest: the true label)
+    prune_from: str | None = None  # trained FastNet whose strongest channels start this (narrower) one
     early_stopping: int | None = None  # patience in epochs
     monitor: str | None = None  # default: val_loss, or train_loss without a validation split
     restore_best: bool = False
@@ -192,6 +193,10 @@ def validate(cfg: TrainConfig) -> None:
     need(0 < cfg.teacher_weight <= 1, f"--teacher-weight must be in (0, 1], got {cfg.teacher_weight}")
     need(cfg.teacher is None or cfg.loss == "ce",
          f"--teacher needs --loss ce (its targets are probabilities), not {cfg.loss}")
+    need(cfg.prune_from is None or isinstance(cfg.prune_from, str),
+         f"--prune-from must name a checkpoint, got {cfg.prune_from!r}")
+    need(not (cfg.prune_from and (cfg.pretrained or cfg.weights)),
+         "--prune-from already gives the starting weights; drop --pretrained / --weights")
     need(not cfg.nesterov or cfg.optimizer == "sgd", "--nesterov needs --optimizer sgd")
     need(not cfg.nesterov or cfg.momentum > 0, "--nesterov needs --momentum > 0")
     need(cfg.monitor is None or cfg.monitor in MONITORS, f"--monitor must be one of {', '.join(MONITORS)}")

@@ -184,7 +184,11 @@ def setup_run(cfg: TrainConfig, *, dataset: Dataset | None = None, split: Split 
     normalizer = Normalization.fit(cfg.normalize, ds.train_images[split.train_idx])
 
     model = build_model(cfg, ds.num_classes).to(device)
-    if data_init and hasattr(model, "init_from_data"):  # data-dependent init, e.g. patch whitening
+    if data_init and cfg.prune_from:
+        from .prune import prune_from_checkpoint
+
+        prune_from_checkpoint(cfg.prune_from, model)
+    elif data_init and hasattr(model, "init_from_data"):  # data-dependent init, e.g. patch whitening
         model.init_from_data(normalizer(to_float(train_x[:5000])))
     model, channels_last = place_model(model, device)
     optimizer = build_optimizer(param_groups(model, cfg.lr, cfg.weight_decay, cfg.bias_lr_scale), cfg.optimizer,

@@ -1,0 +1,49 @@
+"""Exact graph simplifications applied before export: BatchNorm folded into the conv before it.
+
+ONNX Runtime folds a BatchNorm that directly follows a conv, but not one behind a max-pool
+(FastNet's conv -> max-pool -> BN). That BN then stays a float op, and in an int8 graph it
+costs a dequantize/quantize pair and its own parameters. A per-channel affine map with a
+positive scale commutes with max-pooling (max(a*x + b) = a*max(x) + b for a > 0), so such a
+BN can move before the pool and fold into the conv exactly. A channel with a negative scale
+would turn the max into a min: that BN is left where it is.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+
+def _bn_scale(bn: nn.BatchNorm2d) -> torch.Tensor:
+    weight = bn.weight if bn.weight is not None else torch.ones_like(bn.running_var)
+    return weight / torch.sqrt(bn.running_var + bn.eps)
+
+
+def _fold_sequential(seq: nn.Sequential) -> int:
+    folded = 0
+    for i, bn in enumerate(list(seq)):
+        # without running statistics a BN normalizes with batch statistics: nothing fixed to fold
+        if not isinstance(bn, nn.BatchNorm2d) or bn.running_var is None:
+            continue
+        j = i - 1
+        if j >= 0 and isinstance(seq[j], nn.MaxPool2d):
+            if not bool((_bn_scale(bn) > 0).all()):
+                continue
+            j -= 1
+        if j >= 0 and isinstance(seq[j], nn.Conv2d):
+            seq[j] = fuse_conv_bn_eval(seq[j].eval(), bn.eval())
+            seq[i] = nn.Identity()
+            folded += 1
+    return folded
+
+
+@torch.no_grad()
+def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int]:
+    """A copy of `model` (in eval mode) with every foldable BatchNorm2d in an nn.Sequential folded into
+    the conv before it, directly or across a max-pool; returns the copy and how many were folded."""
+    model = copy.deepcopy(model).eval()
+    folded = sum(_fold_sequential(m) for m in list(model.modules()) if isinstance(m, nn.Sequential))
+    return model, folded

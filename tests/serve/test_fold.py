@@ -1,0 +1,50 @@
+"""BatchNorm folding before export: exact, across a max-pool only where the scale is positive."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from fashionbench.models import create_model
+from fashionbench.serve.fold import fold_batchnorm
+
+
+@torch.no_grad()
+def _random_stats(model: nn.Module, negative: bool = False) -> nn.Module:
+    torch.manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.2, 3)
+            m.bias.uniform_(-0.5, 0.5)
+            m.weight.uniform_(0.5, 2)
+            if negative:
+                m.weight[0] = -1.0
+    return model.eval()
+
+
+def _bns(model):
+    return sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+
+
+@pytest.mark.parametrize("name, kw", [("fastnet_light", {}), ("fastnet", {}), ("lenet5_bn", {})])
+def test_folding_is_exact_and_removes_the_batchnorms(name, kw):
+    model = _random_stats(create_model(name, **kw))
+    before = _bns(model)
+    folded, n = fold_batchnorm(model)
+    assert n == before > 0 and _bns(folded) == 0
+    assert _bns(model) == before, "the original model is left as it was"
+    x = torch.rand(4, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(folded(x), model(x), atol=1e-4, rtol=1e-4)
+
+
+def test_a_negative_scale_behind_a_max_pool_is_not_folded():
+    seq = _random_stats(nn.Sequential(nn.Conv2d(1, 4, 3), nn.MaxPool2d(2), nn.BatchNorm2d(4), nn.ReLU(),
+                                      nn.Conv2d(4, 4, 3), nn.BatchNorm2d(4)), negative=True)
+    folded, n = fold_batchnorm(seq)
+    assert n == 1 and isinstance(folded[2], nn.BatchNorm2d) and isinstance(folded[5], nn.Identity)
+    x = torch.randn(3, 1, 12, 12)
+    with torch.no_grad():
+        assert torch.allclose(folded(x), seq(x), atol=1e-5)
