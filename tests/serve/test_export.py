@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ from fashionbench.serve.export import NOT_EXPORTABLE, export_onnx
 from fashionbench.utils import atomic_torch_save
 
 # Exported in the full suite only (make test-all): 11-134 M parameters take tens of seconds each to trace.
-HEAVY = {"resnet18_28px", "resnet18_tl", "resnet50_28px", "vgg16_bn_tl"}
+HEAVY = {"resnet18_28px", "resnet18_tl", "resnet50_28px", "vgg16_bn_tl", "efficientnet_lite0_tl"}
 
 
 def _params(name: str) -> list:
@@ -134,11 +135,14 @@ def _idx_folder(folder, data):
     return folder
 
 
-def test_export_cli_prints_the_check(fast_run, tmp_path, capsys, band_data):
+def test_export_cli_prints_the_check(fast_run, tmp_path, capsys, caplog, band_data):
     data_dir = _idx_folder(tmp_path / "idx", band_data)
     out = tmp_path / "cli.onnx"
-    assert main(["export", str(fast_run), "--out", str(out), "--dataset", "mnist-format", "--data-dir",
-                 str(data_dir)]) == 0
+    with caplog.at_level(logging.INFO):
+        assert main(["export", str(fast_run), "--out", str(out), "--dataset", "mnist-format", "--data-dir",
+                     str(data_dir)]) == 0
+    chatter = [r.getMessage() for r in caplog.records if r.name.startswith(("onnx_ir", "onnxscript"))]
+    assert not chatter, "the exporter's own INFO lines stay out of the user's terminal"
     text = capsys.readouterr().out
     assert out.is_file() and "max |logit difference|" in text and "top-1 agreement 100.00%" in text
     assert f"on {len(band_data.test_labels)} test images" in text

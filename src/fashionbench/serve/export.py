@@ -109,6 +109,11 @@ def onnx_bytes(graph: nn.Module, opset: int = OPSET) -> bytes:
     """Serialized ONNX model of `graph` with a dynamic batch dimension (torch.onnx's dynamo exporter)."""
     example = torch.rand(2, 1, 28, 28)
     quiet = io.StringIO()
+    # the exporter's graph passes log each rewrite at INFO, which the CLI's log level would print
+    chatty = [logging.getLogger(name) for name in ("onnx_ir", "onnxscript")]
+    levels = [lg.level for lg in chatty]
+    for lg in chatty:
+        lg.setLevel(logging.WARNING)
     try:
         with contextlib.redirect_stdout(quiet), torch.no_grad():
             program = torch.onnx.export(graph, (example,), input_names=[INPUT], output_names=[OUTPUT],
@@ -116,6 +121,9 @@ def onnx_bytes(graph: nn.Module, opset: int = OPSET) -> bytes:
                                         dynamo=True, verbose=False)
     except ImportError as e:
         raise ConfigError(f"ONNX export needs the onnx packages ({e.name} is not installed): {INSTALL}") from None
+    finally:
+        for lg, level in zip(chatty, levels):
+            lg.setLevel(level)
     return program.model_proto.SerializeToString()
 
 
