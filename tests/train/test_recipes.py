@@ -130,3 +130,15 @@ def test_fast_recipe_learns_real_subset(real_dataset, tmp_path):
                                                   data_fraction=0.1, model_args={"widths": [16, 32, 64]})
     m = train_run(cfg, tmp_path / "fast", dataset=real_dataset).metrics
     assert m["test_accuracy"] > 0.80 and m["tta"] == ["flip", "translate"]
+
+
+def test_backbone_lr_scale_slows_everything_but_the_head():
+    model = create_model("efficientnet_lite0_tl", input_size=32)
+    groups = param_groups(model, lr=0.01, weight_decay=1e-4, backbone_lr_scale=0.1)
+    head = {id(p) for p in model._fc.parameters()}
+    for g in groups:
+        in_head = {id(p) in head for p in g["params"]}
+        assert len(in_head) == 1, "a group is all head or all backbone"
+        assert g["lr"] == pytest.approx(0.01 if in_head == {True} else 0.001)
+    assert sum(len(g["params"]) for g in groups) == len([p for p in model.parameters() if p.requires_grad])
+    assert len(param_groups(model, 0.01, 1e-4)) == 1  # no scale: one group, the optimizer's own lr

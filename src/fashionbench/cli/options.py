@@ -55,6 +55,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--warmup-epochs", type=float, help="linear warmup (a recipe's scales with --epochs)")
     g.add_argument("--final-lr-factor", type=float, help="cosine/linear schedules end at lr times this")
     g.add_argument("--bias-lr-scale", type=float, help="lr multiplier for biases and norm parameters")
+    g.add_argument("--backbone-lr-scale", type=float, help="lr multiplier for all but the classifier head "
+                   "(fine-tuning a pretrained network, e.g. 0.1)")
     g.add_argument("--lookahead", action=argparse.BooleanOptionalAction, default=None,
                    help="lookahead EMA of the weights")
     g.add_argument("--drop-last", action=argparse.BooleanOptionalAction, default=None,

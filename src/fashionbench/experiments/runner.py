@@ -23,6 +23,7 @@ import torch
 from ..data.sources import Dataset, load_dataset
 from ..errors import ConfigError, FashionbenchError
 from ..train.config import TrainConfig
+from ..train.recipes import recipe_config
 from ..utils import atomic_write_json, atomic_write_text, machine_description
 from .ablation import delta_rows
 from .epochs import VALIDATION_NOTE, test_as_validation
@@ -75,9 +76,16 @@ def load_table(name: str) -> dict:
 
 
 def row_config(row: dict, shrink: Shrink, overrides: dict | None = None) -> TrainConfig:
-    cfg = {"model": row["model"], **row.get("config", {}), **(overrides or {})}
-    cfg["epochs"] = shrink.epochs(cfg.get("epochs", TrainConfig.epochs))
+    """A row's TrainConfig: its `recipe` (if it names one), then its `config`, then the command line's overrides."""
+    base = recipe_config(row["recipe"]) if row.get("recipe") else {}
+    cfg = {**base, "model": row["model"], **row.get("config", {}), **(overrides or {})}
+    epochs = cfg.get("epochs", TrainConfig.epochs)
+    cfg["epochs"] = shrink.epochs(epochs)
+    if cfg.get("warmup_epochs"):  # the warmup shrinks with the run it belongs to
+        cfg["warmup_epochs"] = round(cfg["warmup_epochs"] * cfg["epochs"] / epochs, 3)
     cfg["data_fraction"] = cfg.get("data_fraction", 1.0) * shrink.data_scale
+    if shrink.data_scale < 1:  # a shrunk subset may hold fewer images than one of the recipe's batches
+        cfg["drop_last"] = False
     return TrainConfig.from_dict(cfg)
 
 
@@ -206,7 +214,7 @@ def _run_row(table: dict, row: dict, out_dir: Path, seeds: int, shrink: Shrink, 
                     create_model(row["model"], pretrained="imagenet", input_size=32)
                 finally:
                     socket.setdefaulttimeout(old)
-        for i in range(seeds):
+        for i in range(max(seeds, int(row.get("seeds", 1)))):  # a row may ask for more seeds than --seeds
             t0 = time.perf_counter()
             one = _run_one(kind, row, cfg.replace(seed=cfg.seed + i), out_dir / row["id"] / f"seed{cfg.seed + i}", ds)
             res["ours"].append(one["accuracy"])

@@ -42,6 +42,7 @@ class TrainConfig:
     warmup_epochs: float = 0.0
     final_lr_factor: float = 0.0  # cosine/linear schedules end at lr * this
     bias_lr_scale: float = 1.0  # lr multiplier for biases and norm parameters (airbench uses 64)
+    backbone_lr_scale: float = 1.0  # lr multiplier for everything but the classifier head (fine-tuning)
     lookahead: bool = False  # airbench-style lookahead EMA of the weights
     lookahead_every: int = 5
     lookahead_decay: float = 0.95**5
@@ -157,7 +158,8 @@ def validate(cfg: TrainConfig) -> None:
 
     model_info(cfg.model)  # unknown names fail before any data is loaded
     for name in ("lr", "momentum", "weight_decay", "label_smoothing", "warmup_epochs", "final_lr_factor",
-                 "bias_lr_scale", "gamma", "val_fraction", "data_fraction", "lookahead_decay", "teacher_weight"):
+                 "bias_lr_scale", "backbone_lr_scale", "gamma", "val_fraction", "data_fraction", "lookahead_decay",
+                 "teacher_weight"):
         value = getattr(cfg, name)
         need(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
              f"--{name.replace('_', '-')} must be a finite number, got {value!r}")
@@ -212,6 +214,8 @@ def validate(cfg: TrainConfig) -> None:
     need(cfg.early_stopping is None or cfg.early_stopping >= 1, "--early-stopping patience must be >= 1")
     need(not cfg.restore_best or not no_val, "--restore-best needs a validation split; set --val-fraction > 0")
     need(cfg.bias_lr_scale > 0, "--bias-lr-scale must be positive")
+    need(cfg.backbone_lr_scale > 0, "--backbone-lr-scale must be positive (to keep the features fixed, use "
+         "--freeze features)")
     need(0 <= cfg.final_lr_factor <= 1, "--final-lr-factor must be in [0, 1]")
     need(cfg.lookahead_every >= 1 and 0 <= cfg.lookahead_decay < 1, "lookahead needs every >= 1, 0 <= decay < 1")
     need(cfg.threads is None or cfg.threads >= 1, "--threads must be at least 1")

@@ -15,18 +15,36 @@ LOSSES = ("ce", "nll", "mse", "mae")
 SCHEDULES = ("constant", "step", "cosine", "onecycle", "linear", "plateau")
 
 
-def param_groups(model: torch.nn.Module, lr: float, weight_decay: float, bias_lr_scale: float = 1.0) -> list[dict]:
-    """Trainable parameters in two groups: weights, and 1-D parameters (biases, norm scales).
+def head_prefixes(model: torch.nn.Module) -> tuple[str, ...]:
+    """Parameter-name prefixes of the classifier head: `model.head_prefixes`, else the last Linear layer's."""
+    prefixes = getattr(model, "head_prefixes", None)
+    if prefixes is not None:
+        return tuple(prefixes)
+    last = [name for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)][-1:]
+    if not last:
+        raise ConfigError("this model has no Linear classifier head to tell apart from its features")
+    return (last[0] + ".",)
 
-    The second group's lr is multiplied by `bias_lr_scale` and its weight decay divided by it,
-    so the decay applied per step (lr * wd) is the same in both groups (airbench's convention)."""
-    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    weights = [p for n, p in params if p.ndim >= 2]
-    vectors = [p for n, p in params if p.ndim < 2]
-    if bias_lr_scale == 1.0:
-        return [{"params": weights + vectors}]
-    return [{"params": weights},
-            {"params": vectors, "lr": lr * bias_lr_scale, "weight_decay": weight_decay / bias_lr_scale}]
+
+def param_groups(model: torch.nn.Module, lr: float, weight_decay: float, bias_lr_scale: float = 1.0,
+                 backbone_lr_scale: float = 1.0) -> list[dict]:
+    """Trainable parameters grouped by lr: weights, and 1-D parameters (biases, norm scales).
+
+    The 1-D group's lr is multiplied by `bias_lr_scale` and its weight decay divided by it, so the
+    decay applied per step (lr * wd) is the same in both groups (airbench's convention). With
+    `backbone_lr_scale` everything but the classifier head also gets its lr multiplied by it
+    (fine-tuning a pretrained network: the new head learns fast, the features move slowly)."""
+    head = head_prefixes(model) if backbone_lr_scale != 1.0 else ()
+    groups: dict[tuple[float, float], list] = {}
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    for name, p in sorted(trainable, key=lambda np_: np_[1].ndim < 2):  # weights' groups first
+        scale, wd = (bias_lr_scale, weight_decay / bias_lr_scale) if p.ndim < 2 else (1.0, weight_decay)
+        if head and not name.startswith(head):
+            scale *= backbone_lr_scale
+        groups.setdefault((scale, wd), []).append(p)
+    if len(groups) == 1 and next(iter(groups))[0] == 1.0:
+        return [{"params": next(iter(groups.values()))}]
+    return [{"params": ps, "lr": lr * scale, "weight_decay": wd} for (scale, wd), ps in groups.items()]
 
 
 def build_optimizer(params, name: str, lr: float, momentum: float = 0.9, nesterov: bool = False,

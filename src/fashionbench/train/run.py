@@ -34,7 +34,7 @@ from ..utils import machine_description, resolve_device, resolve_precision, seed
 from .callbacks import EarlyStopping, RunWriter
 from .config import TrainConfig, validate
 from .engine import DivergedError, Lookahead, LossFn, TrainState, evaluate, fit
-from .optim import build_loss, build_optimizer, build_scheduler, param_groups
+from .optim import build_loss, build_optimizer, build_scheduler, head_prefixes, param_groups
 
 log = logging.getLogger("fashionbench.train")
 
@@ -54,14 +54,12 @@ def freeze_features(model: nn.Module) -> int:
     """Train only the head: parameters under `model.head_prefixes`, else the last Linear layer's.
 
     Returns the number of parameters left trainable."""
-    prefixes = getattr(model, "head_prefixes", None)
-    if prefixes is None:
-        last = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)][-1:]
-        if not last:
-            raise ConfigError("--freeze features needs a model with a Linear classifier head")
-        prefixes = (last[0] + ".",)
+    try:
+        prefixes = head_prefixes(model)
+    except ConfigError:
+        raise ConfigError("--freeze features needs a model with a Linear classifier head") from None
     for name, p in model.named_parameters():
-        p.requires_grad = name.startswith(tuple(prefixes))
+        p.requires_grad = name.startswith(prefixes)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
@@ -191,8 +189,8 @@ def setup_run(cfg: TrainConfig, *, dataset: Dataset | None = None, split: Split 
     elif data_init and hasattr(model, "init_from_data"):  # data-dependent init, e.g. patch whitening
         model.init_from_data(normalizer(to_float(train_x[:5000])))
     model, channels_last = place_model(model, device)
-    optimizer = build_optimizer(param_groups(model, cfg.lr, cfg.weight_decay, cfg.bias_lr_scale), cfg.optimizer,
-                                cfg.lr, cfg.momentum, cfg.nesterov, cfg.weight_decay)
+    groups = param_groups(model, cfg.lr, cfg.weight_decay, cfg.bias_lr_scale, cfg.backbone_lr_scale)
+    optimizer = build_optimizer(groups, cfg.optimizer, cfg.lr, cfg.momentum, cfg.nesterov, cfg.weight_decay)
     steps = len(train_x) // cfg.batch_size if cfg.drop_last else len(range(0, len(train_x), cfg.batch_size))
     if steps < 1:
         raise ConfigError(f"--batch-size {cfg.batch_size} with drop_last leaves no batch of the {len(train_x)} "
