@@ -70,6 +70,9 @@ def main() -> int:
     ap.add_argument("--root", default=str(Path(__file__).resolve().parents[2] / "shared" / "realphotos"))
     ap.add_argument("--method", default="auto", help="the foreground-extraction method of the later rows")
     ap.add_argument("--imagenet-weight", type=float, default=1.0, help="weight of the ImageNet prior row (0: no row)")
+    ap.add_argument("--transfer", action="append", default=[], help="checkpoint(s) of an ImageNet transfer model "
+                    "(efficientnet_lite0_tl) fine-tuned on Fashion-MNIST: a row alone, and a row added to the photo "
+                    "ensemble (with the prior when --imagenet-weight)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", help="also write the rows here")
     args = ap.parse_args()
@@ -94,6 +97,15 @@ def main() -> int:
             rows.append((f"+ ImageNet prior{on} (EfficientNet-Lite0 zero-shot, w={args.imagenet_weight:g})",
                          [load(p, ("flip", "translate"), args.imagenet_weight) for p in args.photo], args.method,
                          ",".join(args.photo)))
+
+    for ckpt in args.transfer:
+        rows.append((f"transfer model alone ({Path(ckpt).parent.name}, flip TTA)", [load(ckpt, ("flip",))],
+                     args.method, ckpt))
+    if args.transfer and args.photo:
+        w = args.imagenet_weight
+        members = [load(p, ("flip", "translate"), w) for p in args.photo] + [load(t, ("flip",), w) for t in args.transfer]
+        rows.append((f"photo ensemble + transfer model{f' + ImageNet prior (w={w:g})' if w else ''}", members,
+                     args.method, ",".join(args.photo + args.transfer)))
 
     converted: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, float, list]] = {}
     for folder in FOLDERS:
