@@ -185,3 +185,11 @@ def test_onnx_without_our_metadata_is_refused(tmp_path):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
     with pytest.raises(CheckpointError, match="without fashionbench metadata"):
         Predictor.from_checkpoint(path)
+
+
+def test_export_folds_every_batchnorm_of_fastnet(onnx_file):
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(onnx_file)).graph.node}
+    assert "Conv" in ops and "MaxPool" in ops
+    assert "BatchNormalization" not in ops, "FastNet's BatchNorms, also those behind a max-pool, fold into the convs"

@@ -13,7 +13,7 @@ from fashionbench.inference import Predictor
 from fashionbench.models import count_params, create_model
 from fashionbench.train.config import TrainConfig
 from fashionbench.train.prune import _chain, prune_into, top_l1_channels
-from fashionbench.train.run import train_run
+from fashionbench.train.run import setup_run, train_run
 
 SMALL = dict(whiten_stride=2, pools=[True, True, False])
 
@@ -75,6 +75,16 @@ def _cfg(**kw) -> TrainConfig:
 def test_prune_from_fine_tunes_a_narrower_model(tmp_path):
     ds = band_dataset(boost=90)
     parent = train_run(_cfg(epochs=4), tmp_path / "parent", dataset=ds)
+    trained = Predictor.from_checkpoint(tmp_path / "parent", device="cpu").model
+    s = setup_run(_cfg(model="fastnet_light", model_args={"widths": [8, 12, 16]}, prune_from=str(tmp_path / "parent")),
+                  dataset=ds)
+    # the run starts from the pruned parent: the first conv holds the parent's 8 strongest filters
+    first_big, first_small = trained.groups[0][0], s.model.groups[0][0]
+    assert torch.equal(first_small.weight, first_big.weight[top_l1_channels(first_big, 8)])
+    assert torch.equal(s.model.whiten.weight, trained.whiten.weight)
+    with pytest.raises(ConfigError, match="trained with --normalize standardize"):
+        setup_run(_cfg(model="fastnet_light", model_args={"widths": [8, 12, 16]}, normalize="minmax",
+                       prune_from=str(tmp_path / "parent")), dataset=ds)
     child = train_run(_cfg(model="fastnet_light", model_args={"widths": [8, 12, 16]}, prune_from=str(tmp_path / "parent"),
                            epochs=1), tmp_path / "child", dataset=ds)
     p = Predictor.from_checkpoint(tmp_path / "child", device="cpu")

@@ -80,6 +80,8 @@ def row_config(row: dict, shrink: Shrink, overrides: dict | None = None) -> Trai
     base = recipe_config(row["recipe"]) if row.get("recipe") else {}
     cfg = {**base, "model": row["model"], **row.get("config", {}), **(overrides or {})}
     epochs = cfg.get("epochs", TrainConfig.epochs)
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ConfigError(f"table row {row.get('id')!r}: epochs must be a positive integer, got {epochs!r}")
     cfg["epochs"] = shrink.epochs(epochs)
     if cfg.get("warmup_epochs"):  # the warmup shrinks with the run it belongs to
         cfg["warmup_epochs"] = round(cfg["warmup_epochs"] * cfg["epochs"] / epochs, 3)
@@ -214,7 +216,10 @@ def _run_row(table: dict, row: dict, out_dir: Path, seeds: int, shrink: Shrink, 
                     create_model(row["model"], pretrained="imagenet", input_size=32)
                 finally:
                     socket.setdefaulttimeout(old)
-        for i in range(max(seeds, int(row.get("seeds", 1)))):  # a row may ask for more seeds than --seeds
+        row_seeds = row.get("seeds", 1)
+        if not isinstance(row_seeds, int) or row_seeds < 1:
+            raise ConfigError(f"table row {row['id']!r}: seeds must be a positive integer, got {row_seeds!r}")
+        for i in range(max(seeds, row_seeds)):  # a row may ask for more seeds than --seeds
             t0 = time.perf_counter()
             one = _run_one(kind, row, cfg.replace(seed=cfg.seed + i), out_dir / row["id"] / f"seed{cfg.seed + i}", ds)
             res["ours"].append(one["accuracy"])

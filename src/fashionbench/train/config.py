@@ -199,6 +199,10 @@ def validate(cfg: TrainConfig) -> None:
          f"--prune-from must name a checkpoint, got {cfg.prune_from!r}")
     need(not (cfg.prune_from and (cfg.pretrained or cfg.weights)),
          "--prune-from already gives the starting weights; drop --pretrained / --weights")
+    need(not cfg.prune_from or cfg.model in ("fastnet", "fastnet_light"),
+         f"--prune-from works on FastNet models (fastnet, fastnet_light), not {cfg.model}")
+    need(cfg.backbone_lr_scale == 1 or cfg.freeze != "features",
+         "--backbone-lr-scale has nothing to scale with --freeze features (the backbone does not train); drop one")
     need(not cfg.nesterov or cfg.optimizer == "sgd", "--nesterov needs --optimizer sgd")
     need(not cfg.nesterov or cfg.momentum > 0, "--nesterov needs --momentum > 0")
     need(cfg.monitor is None or cfg.monitor in MONITORS, f"--monitor must be one of {', '.join(MONITORS)}")

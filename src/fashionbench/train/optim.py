@@ -37,7 +37,9 @@ def param_groups(model: torch.nn.Module, lr: float, weight_decay: float, bias_lr
     head = head_prefixes(model) if backbone_lr_scale != 1.0 else ()
     groups: dict[tuple[float, float], list] = {}
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    for name, p in sorted(trainable, key=lambda np_: np_[1].ndim < 2):  # weights' groups first
+    # weights before vectors, head before backbone: the first group carries the nominal lr, which is what
+    # the training history logs
+    for name, p in sorted(trainable, key=lambda np_: (np_[1].ndim < 2, bool(head) and not np_[0].startswith(head))):
         scale, wd = (bias_lr_scale, weight_decay / bias_lr_scale) if p.ndim < 2 else (1.0, weight_decay)
         if head and not name.startswith(head):
             scale *= backbone_lr_scale

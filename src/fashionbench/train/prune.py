@@ -54,6 +54,9 @@ def prune_into(parent: nn.Module, child: nn.Module) -> list[int]:
                    and parent.whiten.stride == child.whiten.stride
                    and [len(g) for g in parent.groups] == [len(g) for g in child.groups]
                    and all(pc.out_channels >= cc.out_channels for (pc, _), (cc, _) in zip(p_chain, c_chain)))
+    if parent.head.out_features != child.head.out_features:
+        raise ConfigError(f"--prune-from: the parent has {parent.head.out_features} classes but the dataset has "
+                          f"{child.head.out_features}; prune a model of the same dataset")
     if not same_layout:
         widths = [g[0].out_channels for g in parent.groups]
         raise ConfigError(f"--prune-from: the parent is a FastNet with widths {widths}, stem stride "
@@ -73,17 +76,25 @@ def prune_into(parent: nn.Module, child: nn.Module) -> list[int]:
         keep_in = keep
         kept.append(len(keep))
     child.head.weight.copy_(parent.head.weight[:, keep_in])
+    if parent.head.bias is not None and child.head.bias is not None:
+        child.head.bias.copy_(parent.head.bias)
     return kept
 
 
-def prune_from_checkpoint(path: str, child: nn.Module) -> None:
-    """Initialise `child` with the pruned weights of the FastNet checkpoint (or run folder) at `path`."""
+def prune_from_checkpoint(path: str, child: nn.Module, normalization: str) -> None:
+    """Initialise `child` with the pruned weights of the FastNet checkpoint (or run folder) at `path`;
+    `normalization` is the child's input normalization kind, which must be the parent's."""
     from ..inference import Predictor
+    from ..onnx_file import is_onnx_path
 
-    if str(path).lower().endswith(".onnx"):
+    if is_onnx_path(path):
         raise ConfigError(f"--prune-from {path}: pass the PyTorch checkpoint (best.pt or its run folder), not an "
                           "ONNX file")
-    parent = Predictor.from_checkpoint(path, device="cpu", precision="fp32", tta="none").model
+    predictor = Predictor.from_checkpoint(path, device="cpu", precision="fp32", tta="none")
+    if predictor.normalizer.kind != normalization:
+        raise ConfigError(f"--prune-from {path}: the parent was trained with --normalize {predictor.normalizer.kind}, "
+                          f"this run uses {normalization}; its weights expect their own inputs, so use the same")
+    parent = predictor.model
     before = sum(p.numel() for p in parent.parameters())
     kept = prune_into(parent, child)
     after = sum(p.numel() for p in child.parameters())

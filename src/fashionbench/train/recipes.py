@@ -58,7 +58,8 @@ RECIPES: dict[str, dict] = {
     "light": {
         "description": "for phones: fastnet_light (85 k parameters, ReLU), 24 epochs, one view at test time; "
                        "--prune-from a fast-60s run and --teacher a fast-3m run: about 93.0%, int8 ONNX under 100 KB",
-        "config": {**_fast(24, [24, 40, 60], STRIDE_2), "model": "fastnet_light", "model_args": {}, "tta": []},
+        "config": {**_fast(24, [24, 40, 60], STRIDE_2), "model": "fastnet_light", "model_args": {"act": "relu"},
+                   "tta": []},
     },
     "paper-002-cnn": {
         "description": "study 002's CNN as published: Keras init, Adam 1e-3, batch 64, 10 epochs, min-max scaling",

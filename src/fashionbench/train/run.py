@@ -185,7 +185,7 @@ def setup_run(cfg: TrainConfig, *, dataset: Dataset | None = None, split: Split 
     if data_init and cfg.prune_from:
         from .prune import prune_from_checkpoint
 
-        prune_from_checkpoint(cfg.prune_from, model)
+        prune_from_checkpoint(cfg.prune_from, model, normalizer.kind)
     elif data_init and hasattr(model, "init_from_data"):  # data-dependent init, e.g. patch whitening
         model.init_from_data(normalizer(to_float(train_x[:5000])))
     model, channels_last = place_model(model, device)
