@@ -11,7 +11,7 @@ mean/std): the TF EfficientNet-Lite models were trained on RGB scaled as (x - 12
 with that scaling the stem's conv outputs match its BatchNorm running statistics (mean |log
 variance ratio| 0.42 on phone photos, against 1.19 with ImageNet mean/std). Size 224, the eval
 transform of the TF code: a centre crop of 224/256 of the shorter side, bicubic (here: resize the
-shorter side to 256, crop 224; the port's padding is static for 224 x 224).
+shorter side to 256, crop 224).
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ OPSET = 18
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
 CALIBRATION_IMAGES = 2048
 CHECK_BATCH = 1000
-CONFIG_KEYS = ("recipe", "model", "model_args", "dataset", "epochs", "seed", "augment", "tta", "teacher")
+CONFIG_KEYS = ("recipe", "model", "model_args", "dataset", "epochs", "seed", "augment", "tta", "teacher", "prune_from")
 # Models whose forward torch.onnx cannot trace, and why.
 NOT_EXPORTABLE = {"numpy_mlp": "written in NumPy (forward and backward by hand): there is no torch graph to export"}
 
@@ -193,7 +193,7 @@ def quantize_int8(model: bytes, calibration: np.ndarray, method: str = "minmax",
         src.write_bytes(model)
         # shape inference and graph optimization (BatchNorm folded into the convs) before quantizing
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-        # the quantizer prints and logs (root logger) about tensors it leaves in float, e.g. BatchNorm after a pool
+        # the quantizer prints and logs (root logger) about tensors it leaves in float, e.g. GELU
         root = logging.getLogger()
         level = root.level
         root.setLevel(logging.ERROR)

