@@ -314,7 +314,8 @@ def row_cells(r: dict) -> dict:
 def format_markdown(report: dict) -> str:
     lines = [f"# {report['table']}: {report['title']} (study {report['study']})", "",
              f"- source: {report['source']}", f"- {report['shrink']}",
-             f"- seeds: {report['seeds']}; accuracies in %, ours as mean +- std over seeds",
+             f"- seeds: {report['seeds']} (--seeds; a row may ask for more, n= gives each row's count); accuracies in %, "
+             "ours as mean +- std over seeds",
              f"- command: `{report['command']}`", f"- machine: {report['machine']}; started {report['started']}", ""]
     if report["shrunk"]:
         lines += [f"**{report['shrink']}**", ""]
