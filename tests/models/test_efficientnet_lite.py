@@ -28,7 +28,8 @@ def _reference(image_size: int) -> nn.Module:
 
 
 @needs_weights
-@pytest.mark.parametrize("size", [224, 64, 33])  # 224, 64: 'SAME' pads 0/1 at stride 2; 33: odd, symmetric
+# 224, 64: 'SAME' pads 0 and 1 at stride 2; 33: odd, symmetric
+@pytest.mark.parametrize("size", [pytest.param(224, marks=pytest.mark.slow), 64, 33])
 def test_network_computes_what_the_reference_does(size):
     torch.set_num_threads(2)
     ours = efficientnet_lite0_imagenet()
@@ -55,6 +56,7 @@ def test_transfer_model_keeps_the_backbone_and_gets_a_new_head():
 
 
 @needs_weights
+@pytest.mark.slow  # about 10 s of EfficientNet forward passes
 def test_linear_probe_on_imagenet_features_is_far_above_random_features(real_dataset):
     """Logistic regression on frozen features of 1,000 Fashion-MNIST training images, scored on
     1,000 others, at 32 px. Measured: ImageNet features 69.7%, the same network randomly
