@@ -37,7 +37,18 @@ from .. import __version__
 from ..data.normalize import Normalization
 from ..errors import CheckpointError, ConfigError
 from ..inference import Predictor, predict_logits, tta_forward
-from ..onnx_file import FORMAT, INPUT, INSTALL, METADATA_KEY, OUTPUT, VERSION, OnnxModule, open_session, read_metadata
+from ..onnx_file import (
+    FORMAT,
+    INPUT,
+    INSTALL,
+    METADATA_KEY,
+    OUTPUT,
+    VERSION,
+    OnnxModule,
+    is_onnx_path,
+    open_session,
+    read_metadata,
+)
 from ..utils import atomic_write_bytes
 from .fold import fold_batchnorm
 
@@ -48,6 +59,28 @@ CHECK_BATCH = 1000
 CONFIG_KEYS = ("recipe", "model", "model_args", "dataset", "epochs", "seed", "augment", "tta", "teacher", "prune_from")
 # Models whose forward torch.onnx cannot trace, and why.
 NOT_EXPORTABLE = {"numpy_mlp": "written in NumPy (forward and backward by hand): there is no torch graph to export"}
+
+
+@contextlib.contextmanager
+def _quiet(loggers: tuple[str, ...], level: int):
+    """Silence what the ONNX tools print on stdout and log below `level` on `loggers` ("" is the root)."""
+    chatty = [logging.getLogger(name or None) for name in loggers]
+    levels = [lg.level for lg in chatty]
+    for lg in chatty:
+        lg.setLevel(level)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        for lg, old in zip(chatty, levels):
+            lg.setLevel(old)
+
+
+def _check_calibration(method: str | None = None, n: int | None = None) -> None:
+    if method is not None and method not in CALIBRATION_METHODS:
+        raise ConfigError(f"unknown calibration {method!r}; choose one of {', '.join(CALIBRATION_METHODS)}")
+    if n is not None and n < 1:
+        raise ConfigError(f"--calibration-images must be at least 1, got {n}")
 
 
 class ExportGraph(nn.Module):
@@ -108,22 +141,14 @@ def _graph(predictor: Predictor, tta: list[str]) -> ExportGraph:
 def onnx_bytes(graph: nn.Module, opset: int = OPSET) -> bytes:
     """Serialized ONNX model of `graph` with a dynamic batch dimension (torch.onnx's dynamo exporter)."""
     example = torch.rand(2, 1, 28, 28)
-    quiet = io.StringIO()
-    # the exporter's graph passes log each rewrite at INFO, which the CLI's log level would print
-    chatty = [logging.getLogger(name) for name in ("onnx_ir", "onnxscript")]
-    levels = [lg.level for lg in chatty]
-    for lg in chatty:
-        lg.setLevel(logging.WARNING)
     try:
-        with contextlib.redirect_stdout(quiet), torch.no_grad():
+        # the exporter's graph passes log each rewrite at INFO, which the CLI's log level would print
+        with _quiet(("onnx_ir", "onnxscript"), logging.WARNING), torch.no_grad():
             program = torch.onnx.export(graph, (example,), input_names=[INPUT], output_names=[OUTPUT],
                                         dynamic_shapes=({0: torch.export.Dim("batch")},), opset_version=opset,
                                         dynamo=True, verbose=False)
     except ImportError as e:
         raise ConfigError(f"ONNX export needs the onnx packages ({e.name} is not installed): {INSTALL}") from None
-    finally:
-        for lg, level in zip(chatty, levels):
-            lg.setLevel(level)
     return program.model_proto.SerializeToString()
 
 
@@ -171,8 +196,7 @@ def with_metadata(model: bytes, meta: dict) -> bytes:
 
 def quantize_int8(model: bytes, calibration: np.ndarray, method: str = "minmax", per_channel: bool = True) -> bytes:
     """Static QDQ quantization (s8 weights, u8 activations) calibrated on `calibration` (N, 1, 28, 28) in [0, 1]."""
-    if method not in CALIBRATION_METHODS:
-        raise ConfigError(f"unknown calibration {method!r}; choose one of {', '.join(CALIBRATION_METHODS)}")
+    _check_calibration(method)
     try:
         from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
         from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -194,16 +218,10 @@ def quantize_int8(model: bytes, calibration: np.ndarray, method: str = "minmax",
         # shape inference and graph optimization (BatchNorm folded into the convs) before quantizing
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
         # the quantizer prints and logs (root logger) about tensors it leaves in float, e.g. GELU
-        root = logging.getLogger()
-        level = root.level
-        root.setLevel(logging.ERROR)
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                                reduce_range=False, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                                calibrate_method=methods[method])
-        finally:
-            root.setLevel(level)
+        with _quiet(("",), logging.ERROR):
+            quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                            reduce_range=False, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            calibrate_method=methods[method])
         return out.read_bytes()
 
 
@@ -221,8 +239,7 @@ def compare(logits: torch.Tensor, reference: torch.Tensor, labels: torch.Tensor,
 
 def calibration_images(train_images: torch.Tensor, n: int, seed: int = 0) -> np.ndarray:
     """`n` training images drawn at random (seeded) as (n, 1, 28, 28) float32 in [0, 1]."""
-    if n < 1:
-        raise ConfigError(f"--calibration-images must be at least 1, got {n}")
+    _check_calibration(n=n)
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(train_images), generator=g)[:n]
     return train_images[idx].unsqueeze(1).float().div(255).numpy()
@@ -244,7 +261,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path | None = None, *, tta: b
     from ..models import count_params
 
     start = time.perf_counter()
-    if Path(str(checkpoint)).suffix.lower() == ".onnx":
+    if is_onnx_path(checkpoint):
         raise ConfigError(f"{checkpoint} is already an ONNX file; pass the checkpoint (best.pt / last.pt or the run "
                           "folder) it came from")
     out = Path(out) if out is not None else default_out(checkpoint, int8)
@@ -252,10 +269,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path | None = None, *, tta: b
         raise ConfigError(f"--out {out} must end in .onnx")
     if out.is_dir():
         raise ConfigError(f"--out {out} is a folder; name the .onnx file to write")
-    if calibration not in CALIBRATION_METHODS:
-        raise ConfigError(f"unknown calibration {calibration!r}; choose one of {', '.join(CALIBRATION_METHODS)}")
-    if int8 and n_calibration < 1:
-        raise ConfigError(f"--calibration-images must be at least 1, got {n_calibration}")
+    _check_calibration(calibration, n_calibration if int8 else None)
     predictor = Predictor.from_checkpoint(checkpoint, device="cpu", precision="fp32", tta=None)
     name = predictor.info["model"]
     if name in NOT_EXPORTABLE:
