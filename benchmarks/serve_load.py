@@ -15,10 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import socket
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -30,12 +27,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def load(url: str, name: str, data: bytes, clients: int, seconds: float) -> dict:
@@ -78,6 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     import numpy as np
     from PIL import Image
 
+    from fashionbench.serve.local import start_server
     from fashionbench.utils import machine_description
 
     buf = io.BytesIO()
@@ -86,19 +78,8 @@ def main(argv: list[str] | None = None) -> None:
     Image.fromarray(square).save(buf, format="PNG")
     uploads = [("28x28 PNG", "item.png", buf.getvalue()), ("phone photo", Path(args.photo).name,
                                                           Path(args.photo).read_bytes())]
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "fashionbench", "serve", args.model, "--port", str(port),
-                             "--threads", str(args.threads)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    proc, url = start_server(args.model, threads=args.threads, timeout=60, capture=False)
     try:
-        import httpx
-
-        for _ in range(300):
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
         print(f"# serve load: {args.model}, server --threads {args.threads}, {machine_description()}, "
               f"{time.strftime('%Y-%m-%d')}\n")
         print("| upload | clients | seconds | requests | requests/s | p50 | p99 | errors | server RSS before -> after |")

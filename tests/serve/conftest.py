@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
-
 import pytest
 
 from bands import band_dataset
 from fashionbench.data.sources import Dataset
+from fashionbench.serve.local import start_server as serve_process
 from fashionbench.train.config import TrainConfig
 from fashionbench.train.run import train_run
 
@@ -43,33 +39,7 @@ def onnx_file(fast_run, band_data, tmp_path_factory):
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start_server(model, *extra: str):
-    """`fashionbench serve MODEL` on a free 127.0.0.1 port, as a user starts it; (process, base URL)."""
-    import httpx
-
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "fashionbench", "serve", str(model), "--port", str(port),
-                             "--threads", "1", *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"the server exited: {proc.stdout.read()}")
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("the server did not come up within 60 s")
-
-
 @pytest.fixture(scope="session")
 def start_server():
-    return _start_server
+    """`fashionbench serve MODEL *extra` on a free 127.0.0.1 port, one thread: (process, base URL)."""
+    return serve_process
