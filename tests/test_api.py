@@ -77,41 +77,6 @@ def test_study_protocols_from_python(data, tmp_path):
     assert "fold" in out["markdown"] or "mlp_002" in out["markdown"]
 
 
-def test_distributed_seam_real_ddp_single_process(data, tmp_path):
-    """DistributedDataParallel (gloo, world size 1) wraps the model: checkpoints hold the bare
-    model's keys, hooks see it, and a non-writer rank writes nothing."""
-    import socket
-
-    import torch.distributed as dist
-    from torch.nn.parallel import DistributedDataParallel
-
-    from fashionbench.train.callbacks import Callback
-    from fashionbench.train.run import train_run
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
-    try:
-        seen = []
-
-        class Look(Callback):
-            def on_epoch_end(self, state, row):
-                seen.append(type(self.model).__name__)
-
-        cfg = fb.make_config("cnn_002", epochs=1, batch_size=64, device="cpu")
-        run = train_run(cfg, tmp_path / "ddp", dataset=data, wrap=DistributedDataParallel, callbacks=[Look()],
-                        outputs=("predictions", "metrics"))
-        ckpt = torch.load(tmp_path / "ddp" / "last.pt", weights_only=True)
-        assert not any(k.startswith("module.") for k in ckpt["state_dict"])
-        assert seen and "DistributedDataParallel" not in seen
-        assert not isinstance(run.model, DistributedDataParallel)
-        quiet = train_run(cfg, tmp_path / "rank1", dataset=data, wrap=DistributedDataParallel, is_writer=False)
-        assert not (tmp_path / "rank1").exists() and quiet.run_dir is None
-    finally:
-        dist.destroy_process_group()
-
-
 def test_train_and_evaluate_are_functions_and_packages():
     import inspect
 

@@ -32,25 +32,42 @@ def make_config(model: str | None = None, *, recipe: str | None = None, config: 
 
 def train(model: str | None = None, *, recipe: str | None = None, config: str | Path | Mapping | None = None,
           out: str | Path | None = None, save: bool = True, overwrite: bool = False, data: Dataset | None = None,
-          report: bool = True, callbacks: Sequence = (), **overrides) -> RunResult:
+          report: bool = True, callbacks: Sequence = (), track=None, tracking_uri: str | None = None, dist=None,
+          **overrides) -> RunResult:
     """Train a model and return its RunResult (the trained model, metrics, state, test logits).
 
     `model`/`recipe`/`config` and keyword overrides (any TrainConfig field: epochs=3, lr=0.1,
     augment="flip", model_args={...}) make the config; `out` is the run folder (default
     runs/<recipe or model>-s<seed>-<time>; `save=False` writes nothing); `data` passes an
-    already loaded Dataset; `report=False` skips the HTML report and its t-SNE."""
+    already loaded Dataset; `report=False` skips the HTML report and its t-SNE; `track`
+    ("mlflow", "tensorboard" or a `track.TrackingSpec`) logs the run there too; `dist` (a
+    `train.distributed.Distributed`) makes this process one rank of a torchrun job."""
     cfg = make_config(model, recipe=recipe, config=config, **overrides)
     run_dir = None if not save else Path(out) if out is not None else default_run_dir(cfg)
+    if dist is not None and run_dir is not None:  # every rank uses rank 0's folder name (its clock)
+        run_dir = dist.broadcast_object(run_dir)
     outputs = OUTPUTS if report else tuple(o for o in OUTPUTS if o != "report")
-    return train_run(cfg, run_dir, dataset=data, overwrite=overwrite, callbacks=callbacks, outputs=outputs)
+    return train_run(cfg, run_dir, dataset=data, overwrite=overwrite, callbacks=callbacks, outputs=outputs, dist=dist,
+                     tracking=tracking(track, tracking_uri))
 
 
 def resume(run_dir: str | Path, *, device: str | None = None, threads: int | None = None,
-           data: Dataset | None = None) -> RunResult:
+           data: Dataset | None = None, callbacks: Sequence = (), track=None, tracking_uri: str | None = None,
+           dist=None) -> RunResult:
     """Continue an interrupted run from its last.pt, with its own saved config."""
-    cfg = load_run_config(run_dir)
+    cfg = load_run_config(run_dir) if dist is None else dist.on_writer(lambda: load_run_config(run_dir))
     changes = {k: v for k, v in {"device": device, "threads": threads}.items() if v is not None}
-    return train_run(cfg.replace(**changes), run_dir, dataset=data, resume=True)
+    return train_run(cfg.replace(**changes), run_dir, dataset=data, resume=True, callbacks=callbacks, dist=dist,
+                     tracking=tracking(track, tracking_uri))
+
+
+def tracking(track, uri: str | None = None, experiment: str | None = None):
+    """A `track.TrackingSpec` from "mlflow" / "tensorboard" (checked: the package is installed), or None."""
+    if track is None or track == "none":
+        return None
+    from .track import TrackingSpec, tracking_spec
+
+    return track if isinstance(track, TrackingSpec) else tracking_spec(track, uri, experiment)
 
 
 def load(path: str | Path, *, device: str = "auto", precision: str = "auto", tta: Sequence[str] | str | None = None,

@@ -38,6 +38,13 @@ def _os_error_line(e: OSError) -> str:
     return f"{e.strerror or e}{where or ''}; check the path and its permissions"
 
 
+def _rank_tag() -> str:
+    """' (rank N)' inside a torchrun job, where every process prints its own error line."""
+    import os
+
+    return f" (rank {os.environ['RANK']})" if int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -46,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except FashionbenchError as e:
-        print(f"fashionbench: error: {e}", file=sys.stderr)
+        print(f"fashionbench: error{_rank_tag()}: {e}", file=sys.stderr)
         return e.exit_code
     except OSError as e:  # the environment (disk, permissions), not a bug: one line, not a traceback
         if args.verbose:

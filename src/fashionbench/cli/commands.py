@@ -12,6 +12,7 @@ from . import options
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .. import api
+    from ..train.distributed import init_from_environment, shutdown
 
     if args.resume:
         given = [n for n in options.given_flags(args) if n not in ("device", "threads")]
@@ -20,12 +21,22 @@ def cmd_train(args: argparse.Namespace) -> int:
                 ("--config", args.config), ("--out", args.out), ("--overwrite", args.overwrite)) if v]
             raise ConfigError("--resume continues a run with its own saved config; drop the other options "
                               f"({', '.join(names)}); --device and --threads may change")
-        result = api.resume(args.resume, device=args.device, threads=args.threads)
-    else:
-        result = api.train(out=args.out, overwrite=args.overwrite, **options.config_kwargs(args))
+    tracking = api.tracking(args.track, args.tracking_uri)  # a missing package fails before any training
+    dist = init_from_environment(args.device or "auto")  # under torchrun: this process is one rank
+    try:
+        if args.resume:
+            result = api.resume(args.resume, device=args.device, threads=args.threads, track=tracking, dist=dist)
+        else:
+            result = api.train(out=args.out, overwrite=args.overwrite, track=tracking, dist=dist,
+                               **options.config_kwargs(args))
+    finally:
+        shutdown(dist)
+    if dist is not None and not dist.is_writer:
+        return 0
     m = result.metrics
+    ranks = f", {m['distributed']['world_size']} processes" if m.get("distributed") else ""
     print(f"model {m['model']}: test accuracy {100 * m['test_accuracy']:.2f}% after {m['epochs']} epochs, "
-          f"{m['train_seconds']:.1f} s training ({m['device']}, {m['precision']})")
+          f"{m['train_seconds']:.1f} s training ({m['device']}, {m['precision']}{ranks})")
     print(f"run folder: {result.run_dir}")
     report = result.run_dir / "report.html"
     if report.is_file():
@@ -107,6 +118,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 def add_parsers(sub) -> None:
     t = sub.add_parser("train", help="train a model and write a run folder")
     options.add_train_args(t)
+    options.add_track_args(t)
     t.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last.pt")
     t.set_defaults(func=cmd_train)
 

@@ -31,6 +31,20 @@ def add_runtime_args(p, *, defaults: bool = False) -> None:
                    "share a 2-core machine)")
 
 
+def add_track_args(p) -> None:
+    """--track, --tracking-uri (and --jobs where independent trainings can run side by side)."""
+    g = p.add_argument_group("tracking")
+    g.add_argument("--track", choices=["mlflow", "tensorboard"], help="also log the runs to MLflow (default store "
+                   "sqlite:///mlruns.db) or TensorBoard (event files in each run folder); needs fashionbench[track]")
+    g.add_argument("--tracking-uri", metavar="URI", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else "
+                   "sqlite:///mlruns.db) or TensorBoard log folder")
+
+
+def add_jobs_arg(p) -> None:
+    p.add_argument("--jobs", type=int, default=1, metavar="K", help="train K of the independent runs at a time, in "
+                   "separate processes with one thread each (two 2-thread jobs on 2 cores slow each other 8x)")
+
+
 def add_train_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", help="registered model name (see `fashionbench models`)")
@@ -126,3 +140,7 @@ def config_kwargs(args: argparse.Namespace) -> dict:
     """Keyword arguments for the API's training functions: recipe, config file and given flags."""
     flags = given_flags(args)
     return {"recipe": flags.pop("recipe", None), "config": args.config, **flags}
+
+
+def tracking_kwargs(args: argparse.Namespace) -> dict:
+    return {"track": getattr(args, "track", None), "tracking_uri": getattr(args, "tracking_uri", None)}

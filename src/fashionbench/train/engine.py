@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +23,9 @@ from ..data.normalize import Normalization, to_float
 from ..errors import FashionbenchError
 from ..inference import predict_logits
 from ..utils import autocast
+
+if TYPE_CHECKING:
+    from .distributed import Distributed
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -113,8 +117,12 @@ def train_one_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
                     normalizer: Normalization, generator: torch.Generator, precision: str = "fp32",
                     augment=None, scheduler=None, channels_last: bool = False,
                     on_batch: Callable[[dict], None] | None = None, desc: str = "train",
-                    drop_last: bool = False, lookahead: Lookahead | None = None) -> dict:
-    """One pass over (images, labels) in a seeded random order. Returns mean loss and accuracy."""
+                    drop_last: bool = False, lookahead: Lookahead | None = None,
+                    dist: Distributed | None = None) -> dict:
+    """One pass over (images, labels) in a seeded random order. Returns mean loss and accuracy.
+
+    With `dist`, every rank draws the same permutation and trains on its slice of each batch
+    (augmented with its own generator); loss and accuracy are summed over the ranks."""
     model.train()
     device = images.device
     n = len(images)
@@ -125,15 +133,25 @@ def train_one_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
     total_loss = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
-    bar = tqdm(starts, desc=desc, leave=False, disable=None, unit="batch")
+    aug_generator = generator
+    if dist is not None and dist.world_size > 1:
+        if n // batch_size and n % batch_size and n % batch_size < 2 * dist.world_size:
+            starts = range(0, n - n % batch_size, batch_size)  # a last batch too small to share out
+        aug_generator = torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=generator)) + dist.rank)
+    bar = tqdm(starts, desc=desc, leave=False, disable=None if dist is None or dist.is_writer else True, unit="batch")
     for i, start in enumerate(bar):
         idx = perm[start:start + batch_size]
-        x = prepare(images[idx], normalizer, channels_last, augment, generator)
+        if dist is not None:
+            idx = dist.shard(idx)
+        x = prepare(images[idx], normalizer, channels_last, augment, aug_generator)
         y = labels[idx]
         with autocast(device, precision):
             logits = model(x)
         loss = loss_fn(logits, y)
-        loss_value = loss.item()
+        if dist is not None and dist.world_size > 1:  # every rank must see a divergence, or the others hang
+            loss_value = dist.all_reduce_sum(loss.detach().float().clone()).item() / dist.world_size
+        else:
+            loss_value = loss.item()
         if not math.isfinite(loss_value):  # stop before the step turns the weights into NaN
             raise DivergedError(f"the training loss is {loss_value} at batch {i + 1}", 0, i + 1)
         optimizer.zero_grad(set_to_none=True)
@@ -149,6 +167,9 @@ def train_one_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
         seen += len(idx)
         if on_batch is not None:
             on_batch({"batch": i, "loss": loss_value, "lr": lr})
+    if dist is not None:
+        sums = dist.all_reduce_sum(torch.stack([total_loss.float(), correct.float(), torch.tensor(float(seen), device=device)]))
+        total_loss, correct, seen = sums[0], sums[1], int(sums[2])
     return {"loss": total_loss.item() / max(seen, 1), "accuracy": correct.item() / max(seen, 1)}
 
 
@@ -175,11 +196,12 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], val: tuple[t
         seed: int, precision: str = "fp32", augment=None, scheduler=None, per_batch_schedule: bool = True,
         channels_last: bool = False, monitor: str = "val_loss", eval_batch_size: int = 1000,
         callbacks: Sequence = (), state: TrainState | None = None, drop_last: bool = False,
-        lookahead: Lookahead | None = None) -> TrainState:
+        lookahead: Lookahead | None = None, dist: Distributed | None = None) -> TrainState:
     """Train for `epochs` (from `state.epoch` when resuming), calling callbacks at each event.
 
-    `model` may be a distributed wrapper; callbacks, hooks and the kept best weights see the
-    model inside it, so saved weights never carry a `module.` prefix."""
+    `model` may be a distributed wrapper (with `dist` saying this rank's place); callbacks, hooks,
+    validation and the kept best weights see the model inside it, so saved weights never carry a
+    `module.` prefix."""
     state = state or TrainState()
     base = unwrap(model)
     for cb in callbacks:
@@ -206,15 +228,17 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], val: tuple[t
                                  normalizer=normalizer, generator=generator, precision=precision, augment=augment,
                                  scheduler=scheduler if per_batch_schedule else None, channels_last=channels_last,
                                  on_batch=on_batch, desc=f"epoch {e + 1}/{epochs}", drop_last=drop_last,
-                                 lookahead=lookahead)
+                                 lookahead=lookahead, dist=dist)
         except DivergedError as err:
             raise DivergedError(f"{err} of epoch {e + 1}", e + 1, err.step) from None
         if lookahead is not None and e + 1 == epochs:
             lookahead.finish()
+        if dist is not None:  # BatchNorm statistics saw each rank's own slices
+            dist.broadcast_buffers(base)
         row = {"epoch": e + 1, "train_loss": tr["loss"], "train_accuracy": tr["accuracy"],
                "val_loss": math.nan, "val_accuracy": math.nan, "lr": lr}
         if val is not None and len(val[0]):
-            ev = evaluate(model, *val, normalizer=normalizer, loss_fn=loss_fn, batch_size=eval_batch_size,
+            ev = evaluate(base, *val, normalizer=normalizer, loss_fn=loss_fn, batch_size=eval_batch_size,
                           precision=precision, channels_last=channels_last)
             row["val_loss"], row["val_accuracy"] = ev["loss"], ev["accuracy"]
         if scheduler is not None and not per_batch_schedule:

@@ -4,8 +4,8 @@
 loads), set up data and model, fit with checkpoints after every epoch, test, then write the
 outputs (predictions, report, metrics.json last, so a folder with metrics.json is a finished
 run). Callers that need more take the steps one by one: a sweep trial skips the report, a
-distributed launcher passes `wrap` (e.g. DistributedDataParallel) and `is_writer=False` on
-every rank but 0, boosting reuses the trained model in the returned `RunResult`.
+distributed run (train/distributed.py) passes `dist` on every rank and only rank 0 writes,
+boosting reuses the trained model in the returned `RunResult`.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from ..models.registry import check_forward, count_params, create_model, place_m
 from ..utils import machine_description, resolve_device, resolve_precision, seed_everything, set_threads
 from .callbacks import EarlyStopping, RunWriter
 from .config import TrainConfig, validate
+from .distributed import Distributed
 from .engine import DivergedError, Lookahead, LossFn, TrainState, evaluate, fit
 from .optim import build_loss, build_optimizer, build_scheduler, head_prefixes, param_groups
 
@@ -154,7 +155,7 @@ def setup_run(cfg: TrainConfig, *, dataset: Dataset | None = None, split: Split 
               wrap: Callable[[nn.Module], nn.Module] | None = None, data_init: bool = True) -> RunSetup:
     """Load (or take) the data, split it, build and place the model, optimizer and schedule.
 
-    `wrap` receives the placed model and returns what the loop trains (a distributed wrapper);
+    `wrap` receives the placed model and returns what the loop trains (DistributedDataParallel);
     `data_init=False` skips data-dependent initialisation (a resumed run loads its weights)."""
     validate(cfg)
     device = resolve_device(cfg.device)
@@ -205,12 +206,25 @@ def setup_run(cfg: TrainConfig, *, dataset: Dataset | None = None, split: Split 
                     build_loss(cfg.loss, cfg.label_smoothing), targets=targets)
 
 
-def restore(s: RunSetup, run_dir: Path) -> None:
-    """Load the resume state of `run_dir/last.pt` into the setup (model, optimizer, schedule, state)."""
+def _resume_files(run_dir: Path) -> tuple[dict, dict | None]:
     path = run_dir / runs.LAST
     last = read_checkpoint(path)
     if "train_state" not in last:
         raise CheckpointError(f"{path} holds no resume state; start a new run instead")
+    best = read_checkpoint(run_dir / runs.BEST)["state_dict"] if (run_dir / runs.BEST).is_file() else None
+    return last, best
+
+
+def restore(s: RunSetup, run_dir: Path, dist: Distributed | None = None) -> None:
+    """Load the resume state of `run_dir/last.pt` into the setup (model, optimizer, schedule, state).
+
+    In a distributed run rank 0 reads the files and sends them to the others, so only its
+    machine needs the run folder."""
+    path = run_dir / runs.LAST
+    if dist is None:
+        last, best = _resume_files(run_dir)
+    else:
+        last, best = dist.on_writer(lambda: _resume_files(run_dir))
     if last.get("model") != s.cfg.model or dict(last.get("model_args", {})) != dict(s.cfg.model_args):
         raise CheckpointError(f"{path} holds model {last.get('model')!r} {last.get('model_args')} but the run's "
                               f"config.json trains {s.cfg.model!r} {s.cfg.model_args}: the checkpoint comes from "
@@ -227,12 +241,13 @@ def restore(s: RunSetup, run_dir: Path) -> None:
         raise CheckpointError(f"{path} does not fit this run's model or optimizer "
                               f"({str(e).splitlines()[0][:160] if str(e) else type(e).__name__}); it comes from "
                               "another run: start again with --overwrite") from None
-    if (run_dir / runs.BEST).is_file():
-        s.state.best_state = read_checkpoint(run_dir / runs.BEST)["state_dict"]
+    if best is not None:
+        s.state.best_state = best
     log.info("resuming %s after epoch %d of %d", run_dir, s.state.epoch, s.cfg.epochs)
 
 
-def fit_run(s: RunSetup, *, run_dir: Path | None = None, callbacks: Sequence = ()) -> TrainState:
+def fit_run(s: RunSetup, *, run_dir: Path | None = None, callbacks: Sequence = (),
+            dist: Distributed | None = None) -> TrainState:
     """Train; with `run_dir`, history and checkpoints are written after every epoch.
 
     A diverging loss stops the run with a TrainingError; the last good checkpoint stays."""
@@ -249,7 +264,7 @@ def fit_run(s: RunSetup, *, run_dir: Path | None = None, callbacks: Sequence = (
                     precision=s.precision, augment=build_augment(cfg.augment), scheduler=s.scheduler,
                     per_batch_schedule=s.per_batch_schedule, channels_last=s.channels_last,
                     monitor=cfg.resolved_monitor, eval_batch_size=cfg.eval_batch_size, callbacks=cbs,
-                    state=s.state, drop_last=cfg.drop_last, lookahead=s.lookahead)
+                    state=s.state, drop_last=cfg.drop_last, lookahead=s.lookahead, dist=dist)
     except DivergedError as e:
         kept = ""
         if run_dir is not None and (run_dir / runs.LAST).is_file():
@@ -282,8 +297,10 @@ def calibrate(s: RunSetup) -> dict:
     return {"temperature": fit_temperature(logits.numpy(), y.cpu().numpy()), "temperature_fitted_on": where}
 
 
-def test_run(s: RunSetup, state: TrainState, run_dir: Path | None = None) -> RunResult:
-    """Calibrate on the validation split, evaluate on the test set; the result holds the metrics record."""
+def test_run(s: RunSetup, state: TrainState, run_dir: Path | None = None, dist: Distributed | None = None) -> RunResult:
+    """Calibrate on the validation split, evaluate on the test set; the result holds the metrics record.
+
+    Every rank of a distributed run tests (the weights are the same), which also checks that they are."""
     cfg, ds = s.cfg, s.dataset
     s.calibration = calibrate(s)
     t0 = time.perf_counter()
@@ -316,6 +333,8 @@ def test_run(s: RunSetup, state: TrainState, run_dir: Path | None = None) -> Run
         "torch_version": torch.__version__,
         "machine": machine_description(),
     }
+    if dist is not None:
+        metrics["distributed"] = dist.summary(s.model)
     return RunResult(cfg, run_dir, s.model, metrics, state, ev["logits"], ds, s.split, s.normalizer, s.device,
                      s.precision, s.calibration.get("temperature", 1.0))
 
@@ -345,30 +364,37 @@ def write_outputs(result: RunResult, outputs: Sequence[str] = OUTPUTS) -> None:
 
 def train_run(cfg: TrainConfig, run_dir: str | Path | None = None, *, dataset: Dataset | None = None,
               split: Split | None = None, resume: bool = False, overwrite: bool = False, callbacks: Sequence = (),
-              outputs: Sequence[str] = OUTPUTS, wrap: Callable[[nn.Module], nn.Module] | None = None,
-              is_writer: bool = True) -> RunResult:
+              outputs: Sequence[str] = OUTPUTS, dist: Distributed | None = None, tracking=None) -> RunResult:
     """Train as `cfg` says and return the RunResult; with `run_dir`, write the run folder.
 
     `dataset` skips loading (callers that train many models pass it once); `split` replaces
     the stratified fraction/holdout split (k-fold cross-validation passes its folds); extra
-    `callbacks` see every event; `outputs` picks what is written after the test; only a
-    writer (rank 0 of a distributed run) claims and writes the folder."""
+    `callbacks` see every event; `outputs` picks what is written after the test; `dist` makes
+    this process one rank of a distributed run, where rank 0 alone claims and writes the folder;
+    `tracking` (a `track.TrackingSpec`) logs the run to MLflow or TensorBoard as well."""
     if dataset is not None and dataset.name in DATASETS and dataset.files and (
             cfg.dataset != dataset.name or (dataset.name == "mnist-format" and not cfg.data_dir)):
         # record where the data really came from, so resume, evaluate and report find it again
         cfg = cfg.replace(dataset=dataset.name, data_dir=str(Path(dataset.files["train_images"]).parent))
     validate(cfg)
     run_dir = Path(run_dir) if run_dir is not None else None
-    writes = run_dir is not None and is_writer
-    folder = run_lock.claim_run_dir(run_dir, overwrite=overwrite, resume=resume) if writes else None
+    writes = run_dir is not None and (dist is None or dist.is_writer)
+    claim = lambda: run_lock.claim_run_dir(run_dir, overwrite=overwrite, resume=resume) if writes else None  # noqa: E731
+    folder = claim() if dist is None else dist.on_writer(claim, share=False)
+    tracker = None
     try:
-        s = setup_run(cfg, dataset=dataset, split=split, wrap=wrap, data_init=not resume)
+        if tracking is not None and (dist is None or dist.is_writer):
+            from ..track import open_run
+
+            tracker = open_run(tracking, run_dir.name if run_dir else cfg.recipe or cfg.model, cfg.to_dict(), run_dir)
+            callbacks = [*callbacks, tracker]
+        s = setup_run(cfg, dataset=dataset, split=split, wrap=dist.wrap if dist else None, data_init=not resume)
         if resume:
-            restore(s, run_dir)
+            restore(s, run_dir, dist)
         if writes:
             runs.write_config(run_dir, cfg.to_dict())
-        state = fit_run(s, run_dir=run_dir if writes else None, callbacks=callbacks)
-        result = test_run(s, state, run_dir if writes else None)
+        state = fit_run(s, run_dir=run_dir if writes else None, callbacks=callbacks, dist=dist)
+        result = test_run(s, state, run_dir if writes else None, dist)
         if writes:
             if s.calibration:  # the checkpoints on disk carry the fitted temperature, so predictions use it
                 for kind, name in (("best", runs.BEST), ("last", runs.LAST)):
@@ -377,7 +403,14 @@ def train_run(cfg: TrainConfig, run_dir: str | Path | None = None, *, dataset: D
                         ckpt.pop("path", None)
                         runs.write_checkpoint(run_dir, kind, {**ckpt, **s.calibration})
             write_outputs(result, outputs)
+        if tracker is not None:
+            tracker.log_result(result)
+            tracker.close()
         return result
+    except BaseException as e:
+        if tracker is not None:
+            tracker.close("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
+        raise
     finally:
         if folder is not None:
             folder.release()
