@@ -66,3 +66,62 @@ def real_dataset():
         return load_dataset("fashion-mnist", allow_download=False)
     except DataError as e:
         pytest.skip(f"real Fashion-MNIST not available here ({e}); .ci/run installs it")
+
+
+def _postgres_binaries() -> tuple[str, str] | None:
+    import glob
+    import shutil
+
+    for folder in [None, *sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]:
+        initdb, pg_ctl = shutil.which("initdb", path=folder), shutil.which("pg_ctl", path=folder)
+        if initdb and pg_ctl:
+            return initdb, pg_ctl
+    return None
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL server in a temporary folder on 127.0.0.1 and a free port, for this test session.
+
+    As root, initdb refuses to run, so the server runs as the `postgres` user (Debian's package makes it)."""
+    import os
+    import pwd
+    import socket
+    import subprocess
+
+    pytest.importorskip("psycopg", reason="psycopg is not installed (pip install 'fashionbench[postgres]')")
+    binaries = _postgres_binaries()
+    if binaries is None:
+        pytest.skip("PostgreSQL's initdb and pg_ctl are not installed (apt-get install postgresql)")
+    initdb, pg_ctl = binaries
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    # not under pytest's tmp folders: those are private to root, and the server may run as postgres
+    folder = Path(tempfile.mkdtemp(prefix="fashionbench-postgres-"))
+    data = folder / "data"
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        try:
+            user = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no postgres user for the server")
+        os.chown(folder, user.pw_uid, user.pw_gid)
+        prefix = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = lambda *cmd: subprocess.run([*prefix, *cmd], capture_output=True, text=True, timeout=120)  # noqa: E731
+    r = run(initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")
+    if r.returncode:
+        pytest.fail(f"initdb failed: {r.stderr[-500:]}")
+    r = run(pg_ctl, "-D", str(data), "-l", str(folder / "server.log"), "-w", "-o",
+            f"-k {folder} -h 127.0.0.1 -p {port} -c fsync=off", "start")
+    if r.returncode:
+        pytest.fail(f"pg_ctl start failed: {r.stderr[-500:]} {(folder / 'server.log').read_text()[-500:]}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        run(pg_ctl, "-D", str(data), "-m", "immediate", "stop")
+        shutil.rmtree(folder, ignore_errors=True)

@@ -24,7 +24,7 @@ FASHION_CLASSES = (
 )
 
 _API = ("ablate", "boost", "compare", "cross_validate", "evaluate_photos", "list_models", "list_recipes", "load",
-        "make_config", "predict_photos", "report", "reproduce", "resume")
+        "make_config", "predict_photos", "report", "reproduce", "resume", "sweep")
 _CLASSES = {"Predictor": "inference", "RunResult": "train.run", "TrainConfig": "train.config",
             "Dataset": "data.sources", "FashionbenchError": "errors"}
 _PACKAGES = ("datasets", "train", "evaluate")  # train and evaluate are callable: fashionbench.train(...)

@@ -197,6 +197,30 @@ def reproduce(name: str, *, seeds: int = 1, rows: Sequence[str] | None = None, e
     return {**report, "out": str(out)}
 
 
+def sweep(space, trials: int, model: str | None = None, *, recipe: str | None = None, config=None,
+          out: str | Path | None = None, storage: str | None = None, study: str | None = None, jobs: int = 1,
+          pruner: str = "median", track=None, tracking_uri: str | None = None, data: Dataset | None = None,
+          **overrides) -> dict:
+    """An Optuna study over `space` (a TOML file, or a dict {field: {low, high, log} | {choices}}) on the
+    validation accuracy; resumable: the same call continues it until `trials` trials have finished.
+
+    The sweep folder (default runs/sweeps/<study>) holds the trials' run folders, the journal
+    file (unless `storage` names a database), best_config.json, trials.csv/.md and plots.html."""
+    from .experiments.sweep import load_space, parse_space
+    from .experiments.sweep import sweep as run
+
+    params = load_space(space) if isinstance(space, (str, Path)) else parse_space(space)
+    if model is not None:
+        overrides["model"] = model
+    base = {"recipe": recipe, "config": config, "overrides": {k: v for k, v in overrides.items() if v is not None}}
+    name = study or f"{recipe or overrides.get('model') or 'sweep'}-{Path(space).stem if isinstance(space, (str, Path)) else 'space'}"
+    out = Path(out) if out else Path("runs") / "sweeps" / name
+    threads = overrides.get("threads")
+    return run(base, params, out, trials=trials, storage=storage, study_name=name, jobs=jobs, pruner=pruner,
+               seed=int(overrides.get("seed") or 0), tracking=tracking(track, tracking_uri),
+               dataset=data, threads=threads)
+
+
 def report(run_dir: str | Path, *, recompute: bool = False, dataset: str | None = None, data_dir: str | None = None,
            device: str = "auto", precision: str | None = None, threads: int | None = None) -> Path:
     """Rebuild report.html (and figures/) of a run folder; returns the report's path."""

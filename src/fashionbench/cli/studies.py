@@ -64,6 +64,16 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 0 if all(r["status"] != "failed" for r in report["rows"]) else 1
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .. import api
+    from ..experiments.sweep import format_sweep
+
+    summary = api.sweep(args.space, args.trials, storage=args.storage, study=args.study, jobs=args.jobs,
+                        pruner=args.pruner, out=args.out, **options.tracking_kwargs(args), **options.config_kwargs(args))
+    print(format_sweep(summary))
+    return 0
+
+
 def cmd_epochs_table(args: argparse.Namespace) -> int:
 
     from ..experiments.epochs import epochs_table, format_epochs_table, read_history, val_label
@@ -113,6 +123,21 @@ def add_parsers(sub) -> None:
     options.add_runtime_args(r)
     r.add_argument("--out", help="output folder (default runs/reproduce/NAME-<time>)")
     r.set_defaults(func=cmd_reproduce)
+
+    w = sub.add_parser("sweep", help="tune TrainConfig fields with Optuna on the validation split (resumable)")
+    w.add_argument("--space", required=True, metavar="SPACE.toml", help="one table per searched field: "
+                   "[lr] low = 0.01, high = 0.5, log = true; [batch_size] choices = [128, 256]")
+    w.add_argument("--trials", type=int, required=True, help="finished trials the study should hold; the same "
+                   "command again continues an interrupted study")
+    w.add_argument("--storage", metavar="URL", help="default: Optuna's journal file in the sweep folder (several "
+                   "processes on one machine); postgresql://user@host/db for workers on several machines")
+    w.add_argument("--study", help="study name (default <recipe or model>-<space file name>)")
+    w.add_argument("--pruner", choices=["median", "hyperband", "none"], default="median",
+                   help="stop weak trials early on their per-epoch validation accuracy (default median)")
+    options.add_jobs_arg(w)
+    options.add_train_args(w)
+    options.add_track_args(w)
+    w.set_defaults(func=cmd_sweep)
 
     e = sub.add_parser("epochs-table", help="accuracy and time every N epochs from a run's history (study 004)")
     e.add_argument("run_dir", help="a run folder (holds history.csv)")

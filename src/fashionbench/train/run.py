@@ -379,7 +379,7 @@ def train_run(cfg: TrainConfig, run_dir: str | Path | None = None, *, dataset: D
     validate(cfg)
     run_dir = Path(run_dir) if run_dir is not None else None
     writes = run_dir is not None and (dist is None or dist.is_writer)
-    claim = lambda: run_lock.claim_run_dir(run_dir, overwrite=overwrite, resume=resume) if writes else None  # noqa: E731
+    claim = lambda: run_lock.claim_run_dir(run_dir, overwrite=overwrite, resume=resume) if writes else None
     folder = claim() if dist is None else dist.on_writer(claim, share=False)
     tracker = None
     try:
