@@ -112,7 +112,7 @@ def postgres_url():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    run = lambda *cmd: subprocess.run([*prefix, *cmd], capture_output=True, text=True, timeout=120)  # noqa: E731
+    run = lambda *cmd: subprocess.run([*prefix, *cmd], capture_output=True, text=True, timeout=120)
     r = run(initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")
     if r.returncode:
         pytest.fail(f"initdb failed: {r.stderr[-500:]}")

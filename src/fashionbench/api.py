@@ -213,7 +213,8 @@ def sweep(space, trials: int, model: str | None = None, *, recipe: str | None = 
     if model is not None:
         overrides["model"] = model
     base = {"recipe": recipe, "config": config, "overrides": {k: v for k, v in overrides.items() if v is not None}}
-    name = study or f"{recipe or overrides.get('model') or 'sweep'}-{Path(space).stem if isinstance(space, (str, Path)) else 'space'}"
+    stem = Path(space).stem if isinstance(space, (str, Path)) else "space"
+    name = study or f"{recipe or overrides.get('model') or 'sweep'}-{stem}"
     out = Path(out) if out else Path("runs") / "sweeps" / name
     threads = overrides.get("threads")
     return run(base, params, out, trials=trials, storage=storage, study_name=name, jobs=jobs, pruner=pruner,

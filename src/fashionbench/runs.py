@@ -42,8 +42,9 @@ CV_SUMMARY = "cv.json"
 BOOST_SUMMARY = "boost.json"
 ABLATION_SUMMARY = "ablation.json"
 # Everything a training run writes (and so everything --overwrite clears, and nothing else).
+TENSORBOARD = "tensorboard"  # event files of --track tensorboard
 RUN_OUTPUTS = (CONFIG, METRICS, HISTORY, BATCHES, BEST, LAST, PREDICTIONS, ARTIFACTS, REPORT, FIGURES,
-               VALIDATION_NOTE)
+               VALIDATION_NOTE, TENSORBOARD)
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds", "elapsed"]
 BATCH_COLUMNS = ["epoch", "step", "batch", "loss", "lr"]

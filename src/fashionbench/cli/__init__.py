@@ -1,7 +1,7 @@
 """Command-line interface: parse, call the Python API (fashionbench.api), print.
 
 `fashionbench train | evaluate | models | recipes | data | cv | boost | ablate | reproduce |
-epochs-table | report | compare | predict | export | serve`."""
+epochs-table | sweep | report | compare | predict | export | serve`."""
 
 from __future__ import annotations
 
