@@ -129,6 +129,7 @@ def _trials(out, storage=None):
     return study.get_trials(deepcopy=False)
 
 
+@pytest.mark.slow  # real worker processes: tens of seconds
 def test_three_workers_share_one_journal_file(idx_folder, tmp_path):
     (tmp_path / "space.toml").write_text(SPACE)
     out = tmp_path / "three"
@@ -142,6 +143,7 @@ def test_three_workers_share_one_journal_file(idx_folder, tmp_path):
     assert "6 trials" in r.stdout
 
 
+@pytest.mark.slow  # real worker processes: tens of seconds
 def test_a_killed_worker_leaves_the_study_usable(idx_folder, tmp_path):
     (tmp_path / "space.toml").write_text(SPACE)
     out = tmp_path / "killed"
@@ -168,6 +170,7 @@ def test_a_killed_worker_leaves_the_study_usable(idx_folder, tmp_path):
     assert states[0] == "FAIL" and states.count("COMPLETE") + states.count("PRUNED") == 2
 
 
+@pytest.mark.slow  # real worker processes: tens of seconds
 def test_sweep_on_postgresql(idx_folder, tmp_path, postgres_url):
     (tmp_path / "space.toml").write_text(SPACE)
     out = tmp_path / "pg"

@@ -32,6 +32,7 @@ def test_shard_splits_a_batch_into_disjoint_parts():
     assert torch.equal(torch.cat(parts), idx) and [len(p) for p in parts] == [4, 3, 3]
 
 
+@pytest.mark.slow  # real worker processes: tens of seconds
 def test_two_processes_train_one_model(idx_folder, tmp_path):
     """2 ranks: one run folder written once by rank 0, both ranks' weights identical after training,
     the epoch metrics summed over both shards, and --resume continues the distributed run."""

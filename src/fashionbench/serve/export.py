@@ -220,9 +220,19 @@ def quantize_int8(model: bytes, calibration: np.ndarray, method: str = "minmax",
         # the quantizer prints and logs (root logger) about tensors it leaves in float, e.g. GELU
         with _quiet(("",), logging.ERROR):
             quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
-                            reduce_range=False, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            reduce_range=not _has_vnni(), activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                             calibrate_method=methods[method])
         return out.read_bytes()
+
+
+def _has_vnni() -> bool:
+    """x86 CPUs without VNNI overflow ORT's u8 x s8 int8 products (16-bit intermediate sums): there
+    7-bit weights (reduce_range) keep them exact; elsewhere, and off x86 or Linux, full 8 bits."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return True
+    return "vnni" in flags or "avx2" not in flags
 
 
 def onnx_logits(model: bytes, images_u8: torch.Tensor, class_names: list[str]) -> torch.Tensor:
