@@ -181,7 +181,7 @@ def test_missing_backend_says_how_to_install(kind, monkeypatch):
 
 
 def test_mlflow_logs_asynchronously_to_servers_only():
-    from fashionbench.track import _use_async
+    from fashionbench.track._mlflow import _use_async
 
     assert _use_async("http://localhost:5000") and _use_async("https://mlflow.example.org")
     assert not _use_async("sqlite:////tmp/mlruns.db") and not _use_async("/tmp/mlruns")
