@@ -39,7 +39,8 @@ def _os_error_line(e: OSError) -> str:
 
 
 def _rank_tag() -> str:
-    """' (rank N)' inside a torchrun job, where every process prints its own error line."""
+    """' (rank N)' inside a torchrun job, where every process prints its own error line (the test of
+    train.distributed.launched_by_torchrun, without importing torch on the error path)."""
     import os
 
     return f" (rank {os.environ['RANK']})" if int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ else ""

@@ -32,7 +32,7 @@ def add_runtime_args(p, *, defaults: bool = False) -> None:
 
 
 def add_track_args(p) -> None:
-    """--track, --tracking-uri (and --jobs where independent trainings can run side by side)."""
+    """--track, --tracking-uri: the same meaning on every command that trains."""
     g = p.add_argument_group("tracking")
     g.add_argument("--track", choices=["mlflow", "tensorboard"], help="also log the runs to MLflow (default store "
                    "sqlite:///mlruns.db) or TensorBoard (event files in each run folder); needs fashionbench[track]")

@@ -21,7 +21,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, FashionbenchError
 
 log = logging.getLogger("fashionbench.train")
 
@@ -73,8 +73,6 @@ class Distributed:
 
         Without this, a check that fails on rank 0 (a run folder in use, a corrupt checkpoint)
         would leave the other ranks waiting in their next collective until the timeout."""
-        from ..errors import FashionbenchError
-
         value, error, outcome = None, None, None
         if self.is_writer:
             try:

@@ -148,7 +148,7 @@ def train_one_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
         with autocast(device, precision):
             logits = model(x)
         loss = loss_fn(logits, y)
-        if dist is not None and dist.world_size > 1:  # every rank must see a divergence, or the others hang
+        if dist is not None:  # every rank must see a divergence, or the others hang
             loss_value = dist.all_reduce_sum(loss.detach().float().clone()).item() / dist.world_size
         else:
             loss_value = loss.item()

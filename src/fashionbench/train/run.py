@@ -10,6 +10,7 @@ boosting reuses the trained model in the returned `RunResult`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -25,7 +26,7 @@ from ..data.augment import build_augment
 from ..data.normalize import Normalization, to_float
 from ..data.sources import DATASETS, Dataset, load_dataset
 from ..data.splits import Split, split_training_set
-from ..errors import CheckpointError, ConfigError, FashionbenchError
+from ..errors import ConfigError, FashionbenchError
 from ..evaluate.metrics import classification_metrics
 from ..evaluate.stats import fit_temperature, stratified_sample
 from ..inference import Predictor, predict_logits
@@ -36,6 +37,7 @@ from .config import TrainConfig, validate
 from .distributed import Distributed
 from .engine import DivergedError, Lookahead, LossFn, TrainState, evaluate, fit
 from .optim import build_loss, build_optimizer, build_scheduler, head_prefixes, param_groups
+from .resume import load_run_config, restore
 
 log = logging.getLogger("fashionbench.train")
 
@@ -206,46 +208,6 @@ def setup_run(cfg: TrainConfig, *, dataset: Dataset | None = None, split: Split 
                     build_loss(cfg.loss, cfg.label_smoothing), targets=targets)
 
 
-def _resume_files(run_dir: Path) -> tuple[dict, dict | None]:
-    path = run_dir / runs.LAST
-    last = read_checkpoint(path)
-    if "train_state" not in last:
-        raise CheckpointError(f"{path} holds no resume state; start a new run instead")
-    best = read_checkpoint(run_dir / runs.BEST)["state_dict"] if (run_dir / runs.BEST).is_file() else None
-    return last, best
-
-
-def restore(s: RunSetup, run_dir: Path, dist: Distributed | None = None) -> None:
-    """Load the resume state of `run_dir/last.pt` into the setup (model, optimizer, schedule, state).
-
-    In a distributed run rank 0 reads the files and sends them to the others, so only its
-    machine needs the run folder."""
-    path = run_dir / runs.LAST
-    if dist is None:
-        last, best = _resume_files(run_dir)
-    else:
-        last, best = dist.on_writer(lambda: _resume_files(run_dir))
-    if last.get("model") != s.cfg.model or dict(last.get("model_args", {})) != dict(s.cfg.model_args):
-        raise CheckpointError(f"{path} holds model {last.get('model')!r} {last.get('model_args')} but the run's "
-                              f"config.json trains {s.cfg.model!r} {s.cfg.model_args}: the checkpoint comes from "
-                              "another run; restore this run's last.pt or start it again with --overwrite")
-    try:
-        s.model.load_state_dict(last["state_dict"])
-        s.optimizer.load_state_dict(last["optimizer"])
-        if last.get("scheduler") is not None:
-            s.scheduler.load_state_dict(last["scheduler"])
-        if s.lookahead is not None:
-            s.lookahead.load_state_dict(last["lookahead"])
-        s.state = TrainState.from_dict(last["train_state"])  # a run that stopped early stays stopped
-    except (RuntimeError, KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{path} does not fit this run's model or optimizer "
-                              f"({str(e).splitlines()[0][:160] if str(e) else type(e).__name__}); it comes from "
-                              "another run: start again with --overwrite") from None
-    if best is not None:
-        s.state.best_state = best
-    log.info("resuming %s after epoch %d of %d", run_dir, s.state.epoch, s.cfg.epochs)
-
-
 def fit_run(s: RunSetup, *, run_dir: Path | None = None, callbacks: Sequence = (),
             dist: Distributed | None = None) -> TrainState:
     """Train; with `run_dir`, history and checkpoints are written after every epoch.
@@ -378,55 +340,40 @@ def train_run(cfg: TrainConfig, run_dir: str | Path | None = None, *, dataset: D
         cfg = cfg.replace(dataset=dataset.name, data_dir=str(Path(dataset.files["train_images"]).parent))
     validate(cfg)
     run_dir = Path(run_dir) if run_dir is not None else None
-    writes = run_dir is not None and (dist is None or dist.is_writer)
+    is_writer = dist is None or dist.is_writer
+    writes = run_dir is not None and is_writer
     claim = lambda: run_lock.claim_run_dir(run_dir, overwrite=overwrite, resume=resume) if writes else None
     folder = claim() if dist is None else dist.on_writer(claim, share=False)
-    tracker = None
     try:
-        if tracking is not None and (dist is None or dist.is_writer):
-            from ..track import open_run
+        with contextlib.ExitStack() as stack:  # a tracker ends FINISHED, or FAILED / KILLED with the exception
+            tracker = None
+            if tracking is not None and is_writer:
+                from ..track import open_run
 
-            tracker = open_run(tracking, run_dir.name if run_dir else cfg.recipe or cfg.model, cfg.to_dict(), run_dir)
-            callbacks = [*callbacks, tracker]
-        s = setup_run(cfg, dataset=dataset, split=split, wrap=dist.wrap if dist else None, data_init=not resume)
-        if resume:
-            restore(s, run_dir, dist)
-        if writes:
-            runs.write_config(run_dir, cfg.to_dict())
-        state = fit_run(s, run_dir=run_dir if writes else None, callbacks=callbacks, dist=dist)
-        result = test_run(s, state, run_dir if writes else None, dist)
-        if writes:
-            if s.calibration:  # the checkpoints on disk carry the fitted temperature, so predictions use it
-                for kind, name in (("best", runs.BEST), ("last", runs.LAST)):
-                    if (run_dir / name).is_file():
-                        ckpt = read_checkpoint(run_dir / name)
-                        ckpt.pop("path", None)
-                        runs.write_checkpoint(run_dir, kind, {**ckpt, **s.calibration})
-            write_outputs(result, outputs)
-        if tracker is not None:
-            tracker.log_result(result)
-            tracker.close()
-        return result
-    except BaseException as e:
-        if tracker is not None:
-            tracker.close("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
-        raise
+                tracker = stack.enter_context(open_run(tracking, run_dir.name if run_dir else cfg.recipe or cfg.model,
+                                                       cfg.to_dict(), run_dir))
+                callbacks = [*callbacks, tracker]
+            s = setup_run(cfg, dataset=dataset, split=split, wrap=dist.wrap if dist else None, data_init=not resume)
+            if resume:
+                restore(s, run_dir, dist)
+            if writes:
+                runs.write_config(run_dir, cfg.to_dict())
+            state = fit_run(s, run_dir=run_dir if writes else None, callbacks=callbacks, dist=dist)
+            result = test_run(s, state, run_dir if writes else None, dist)
+            if writes:
+                if s.calibration:  # the checkpoints on disk carry the fitted temperature, so predictions use it
+                    for kind, name in (("best", runs.BEST), ("last", runs.LAST)):
+                        if (run_dir / name).is_file():
+                            ckpt = read_checkpoint(run_dir / name)
+                            ckpt.pop("path", None)
+                            runs.write_checkpoint(run_dir, kind, {**ckpt, **s.calibration})
+                write_outputs(result, outputs)
+            if tracker is not None:
+                tracker.log_result(result)
+            return result
     finally:
         if folder is not None:
             folder.release()
-
-
-def load_run_config(run_dir: str | Path) -> TrainConfig:
-    """The config a run folder was trained with (what `--resume` continues)."""
-    run_dir = Path(run_dir)
-    if not (run_dir / runs.CONFIG).is_file():
-        raise CheckpointError(f"{run_dir} is not a run folder (no {runs.CONFIG}); pass the folder `train` wrote")
-    values = runs.read_json(run_dir / runs.CONFIG)
-    try:
-        return TrainConfig.from_dict(values)
-    except ConfigError as e:
-        raise CheckpointError(f"{run_dir / runs.CONFIG} is corrupt ({e}); the run cannot be resumed, start a new "
-                              "one") from None
 
 
 __all__ = ["OUTPUTS", "RunResult", "RunSetup", "TrainingError", "build_model", "default_run_dir", "fit_run",
