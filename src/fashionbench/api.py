@@ -141,30 +141,39 @@ def _study_dir(out: str | Path | None, name: str) -> Path:
 
 def cross_validate(folds: int = 3, model: str | None = None, *, recipe: str | None = None, config=None,
                    out: str | Path | None = None, overwrite: bool = False, data: Dataset | None = None,
-                   **overrides) -> dict:
-    """Stratified k-fold cross-validation (study 003); one run folder per fold, cv.json beside them."""
+                   jobs: int = 1, track=None, tracking_uri: str | None = None, **overrides) -> dict:
+    """Stratified k-fold cross-validation (study 003); one run folder per fold, cv.json beside them.
+
+    `jobs` trains that many folds at a time in separate processes (one thread each); `track`
+    logs each fold as a run nested under one for the cross-validation."""
     from .experiments.crossval import cross_validate as run
 
     cfg = make_config(model, recipe=recipe, config=config, **overrides)
+    spec = tracking(track, tracking_uri)
     out = _study_dir(out, f"cv-{cfg.model}")
-    return {**run(cfg, out, folds, dataset=data, overwrite=overwrite), "out": str(out)}
+    return {**run(cfg, out, folds, dataset=data, overwrite=overwrite, jobs=jobs, tracking=spec), "out": str(out)}
 
 
 def boost(model: str | None = None, *, recipe: str | None = None, config=None, combine: str = "softmax",
-          out: str | Path | None = None, overwrite: bool = False, data: Dataset | None = None, **overrides) -> dict:
+          out: str | Path | None = None, overwrite: bool = False, data: Dataset | None = None, track=None,
+          tracking_uri: str | None = None, **overrides) -> dict:
     """Three boosted nets whose outputs are added (study 000, Drucker et al. 1993)."""
     from .experiments.boosting import boost as run
 
     cfg = make_config(model, recipe=recipe, config=config, **overrides)
+    spec = tracking(track, tracking_uri)
     out = _study_dir(out, f"boost-{cfg.model}")
-    return {**run(cfg, out, dataset=data, combine=combine, overwrite=overwrite), "out": str(out)}
+    return {**run(cfg, out, dataset=data, combine=combine, overwrite=overwrite, tracking=spec), "out": str(out)}
 
 
 def ablate(variations: Sequence[str] = (), model: str | None = None, *, spec: str | Path | None = None,
            recipe: str | None = None, config=None, seeds: int = 1, combine: bool = True,
            combine_rule: str = "positive", out: str | Path | None = None, overwrite: bool = False,
-           data: Dataset | None = None, **overrides) -> dict:
-    """Baseline + one-change-at-a-time variations ('NAME:key=value,...' or a spec file) + their combination."""
+           data: Dataset | None = None, jobs: int = 1, track=None, tracking_uri: str | None = None,
+           **overrides) -> dict:
+    """Baseline + one-change-at-a-time variations ('NAME:key=value,...' or a spec file) + their combination.
+
+    `jobs` trains that many runs at a time in separate processes (one thread each)."""
     from .experiments.ablation import ablate as run
     from .experiments.ablation import load_spec, parse_variation
 
@@ -175,16 +184,20 @@ def ablate(variations: Sequence[str] = (), model: str | None = None, *, spec: st
     vs = spec_vars + [parse_variation(v) if isinstance(v, str) else v for v in variations]
     if not vs:
         raise ConfigError("ablate needs variations: --vary NAME:KEY=VALUE[,KEY=VALUE] (repeatable) or --spec FILE")
+    spec = tracking(track, tracking_uri)
     out = _study_dir(out, f"ablate-{cfg.model}")
     return {**run(cfg, vs, out, seeds=seeds, dataset=data, combine=combine, combine_rule=combine_rule,
-                  overwrite=overwrite), "out": str(out)}
+                  overwrite=overwrite, jobs=jobs, tracking=spec), "out": str(out)}
 
 
 def reproduce(name: str, *, seeds: int = 1, rows: Sequence[str] | None = None, epochs_scale: float = 1.0,
               data_scale: float = 1.0, weights: Mapping[str, str] | None = None, out: str | Path | None = None,
               data_dir: str | None = None, data: Dataset | None = None, device: str | None = None,
-              precision: str | None = None, threads: int | None = None) -> dict:
-    """Run a seed study's table; writes paper_vs_ours.{md,csv,json} and returns the report."""
+              precision: str | None = None, threads: int | None = None, jobs: int = 1, track=None,
+              tracking_uri: str | None = None) -> dict:
+    """Run a seed study's table; writes paper_vs_ours.{md,csv,json} and returns the report.
+
+    `jobs` trains that many of its runs (rows and seeds) at a time, one thread each."""
     from .experiments.runner import Shrink, run_table
 
     if threads is not None and threads < 1:
@@ -193,7 +206,8 @@ def reproduce(name: str, *, seeds: int = 1, rows: Sequence[str] | None = None, e
                  if v is not None}
     out = Path(out) if out else Path("runs") / "reproduce" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     report = run_table(name, out, seeds=seeds, shrink=Shrink(epochs_scale, data_scale), rows=list(rows or []) or None,
-                       weights=dict(weights or {}), overrides=overrides, data_dir=data_dir, dataset=data)
+                       weights=dict(weights or {}), overrides=overrides, data_dir=data_dir, dataset=data, jobs=jobs,
+                       tracking=tracking(track, tracking_uri))
     return {**report, "out": str(out)}
 
 

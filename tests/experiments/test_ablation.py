@@ -52,7 +52,7 @@ def test_ablate_with_fake_training(tmp_path, tiny_dataset):
     """Cells, seeds and the combined run, with a deterministic fake trainer."""
     calls = []
 
-    def fake_train(cfg, run_dir, dataset=None, overwrite=False):
+    def fake_train(cfg, run_dir, dataset=None, overwrite=False, tracking=None):
         calls.append((cfg.optimizer, cfg.epochs, cfg.seed))
         acc = 0.90 + (0.05 if cfg.optimizer == "adamw" else 0) - (0.05 if cfg.epochs == 1 else 0) + 0.001 * cfg.seed
         return {"test_accuracy": acc, "train_seconds": 1.0}

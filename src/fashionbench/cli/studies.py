@@ -13,7 +13,8 @@ def cmd_cv(args: argparse.Namespace) -> int:
     from .. import api
     from ..experiments.crossval import format_cv
 
-    result = api.cross_validate(args.folds, out=args.out, overwrite=args.overwrite, **options.config_kwargs(args))
+    result = api.cross_validate(args.folds, out=args.out, overwrite=args.overwrite, jobs=args.jobs,
+                                **options.tracking_kwargs(args), **options.config_kwargs(args))
     print(format_cv(result))
     print(f"run folder: {result['out']}")
     return 0
@@ -23,7 +24,8 @@ def cmd_boost(args: argparse.Namespace) -> int:
     from .. import api
     from ..experiments.boosting import format_boost
 
-    result = api.boost(combine=args.combine, out=args.out, overwrite=args.overwrite, **options.config_kwargs(args))
+    result = api.boost(combine=args.combine, out=args.out, overwrite=args.overwrite, **options.tracking_kwargs(args),
+                       **options.config_kwargs(args))
     print(format_boost(result))
     print(f"run folder: {result['out']}")
     return 0
@@ -34,8 +36,8 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     from ..experiments.ablation import format_ablation
 
     result = api.ablate(args.vary or [], spec=args.spec, seeds=args.seeds, combine=not args.no_combine,
-                        combine_rule=args.combine_rule, out=args.out, overwrite=args.overwrite,
-                        **options.config_kwargs(args))
+                        combine_rule=args.combine_rule, out=args.out, overwrite=args.overwrite, jobs=args.jobs,
+                        **options.tracking_kwargs(args), **options.config_kwargs(args))
     print(format_ablation(result))
     print(f"run folder: {result['out']}")
     return 0
@@ -58,7 +60,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         weights[k] = v
     report = api.reproduce(args.name, seeds=args.seeds, rows=args.rows.split(",") if args.rows else None,
                            epochs_scale=args.epochs_scale, data_scale=args.data_scale, weights=weights, out=args.out,
-                           data_dir=args.data_dir, device=args.device, precision=args.precision, threads=args.threads)
+                           data_dir=args.data_dir, device=args.device, precision=args.precision, threads=args.threads,
+                           jobs=args.jobs, **options.tracking_kwargs(args))
     print(format_console(report))
     print(f"wrote {report['out']}/paper_vs_ours.md and {report['out']}/paper_vs_ours.csv")
     return 0 if all(r["status"] != "failed" for r in report["rows"]) else 1
@@ -90,12 +93,15 @@ def add_parsers(sub) -> None:
     c = sub.add_parser("cv", help="stratified k-fold cross-validation of a model (study 003)")
     options.add_train_args(c)
     c.add_argument("--folds", type=int, default=3, help="number of folds (default 3)")
+    options.add_jobs_arg(c)
+    options.add_track_args(c)
     c.set_defaults(func=cmd_cv)
 
     b = sub.add_parser("boost", help="three boosted nets, outputs added (study 000, Drucker et al.)")
     options.add_train_args(b)
     b.add_argument("--combine", choices=["softmax", "logits"], default="softmax",
                    help="add softmax probabilities (default, as the authors' code) or raw logits")
+    options.add_track_args(b)
     b.set_defaults(func=cmd_boost)
 
     a = sub.add_parser("ablate", help="baseline + one-change-at-a-time variations + their combination (study 001)")
@@ -108,6 +114,8 @@ def add_parsers(sub) -> None:
     a.add_argument("--combine-rule", choices=["positive", "significant"], default="positive",
                    help="which variations count as helpful for the combined run")
     a.add_argument("--no-combine", action="store_true", help="skip the combined run")
+    options.add_jobs_arg(a)
+    options.add_track_args(a)
     a.set_defaults(func=cmd_ablate)
 
     r = sub.add_parser("reproduce", help="run a seed study's table and print paper vs ours")
@@ -122,6 +130,8 @@ def add_parsers(sub) -> None:
     r.add_argument("--data-dir", default=None)
     options.add_runtime_args(r)
     r.add_argument("--out", help="output folder (default runs/reproduce/NAME-<time>)")
+    options.add_jobs_arg(r)
+    options.add_track_args(r)
     r.set_defaults(func=cmd_reproduce)
 
     w = sub.add_parser("sweep", help="tune TrainConfig fields with Optuna on the validation split (resumable)")

@@ -19,9 +19,10 @@ from pathlib import Path
 from .. import runs
 from ..data.sources import Dataset, load_dataset
 from ..errors import ConfigError
+from ..track import log_group_result, tracked_group
 from ..train.config import TrainConfig, validate
-from ..train.run import train_run
 from ..utils import atomic_write_json
+from .parallel import check_jobs, job_threads, run_jobs, train_metrics
 
 log = logging.getLogger("fashionbench.ablate")
 
@@ -131,33 +132,43 @@ def combine_changes(variations: list[Variation], names: list[str], rows: list[di
 
 def run_cells(base: TrainConfig, variations: list[Variation], run_dir: Path, *, seeds: int = 1,
               dataset: Dataset | None = None, overwrite: bool = False, train_fn=None,
-              include_baseline: bool = True) -> dict[str, dict]:
-    """Train the baseline (unless include_baseline is False) and each variation over `seeds` seeds.
+              include_baseline: bool = True, jobs: int = 1, tracking=None) -> dict[str, dict]:
+    """Train the baseline (unless include_baseline is False) and each variation over `seeds` seeds,
+    `jobs` runs at a time.
 
-    Returns {name: {accs, seconds, change}}."""
-    train_fn = train_fn or (lambda *a, **kw: train_run(*a, **kw).metrics)
+    train_fn(cfg, run_dir, dataset=, overwrite=, tracking=) -> metrics; a module-level function
+    when jobs > 1. Returns {name: {accs, seconds, change}}."""
+    train_fn = train_fn or train_metrics
     ds = dataset or load_dataset(base.dataset, base.data_dir)
-    out: dict[str, dict] = {}
-    for v in [Variation("baseline", {})] * include_baseline + list(variations):
+    cells = [Variation("baseline", {})] * include_baseline + list(variations)
+    tasks, owners = [], []
+    for v in cells:
         cfg = v.apply(base)
         validate(cfg)
-        accs, secs = [], []
         for i in range(seeds):
-            m = train_fn(cfg.replace(seed=base.seed + i), run_dir / v.name / f"seed{base.seed + i}", dataset=ds,
-                         overwrite=overwrite)
-            accs.append(m["test_accuracy"])
-            secs.append(m["train_seconds"])
-            log.info("%s seed %d: test accuracy %.4f", v.name, base.seed + i, m["test_accuracy"])
-        out[v.name] = {"accs": accs, "seconds": secs, "change": v.change}
+            tasks.append({"cfg": job_threads(cfg.replace(seed=base.seed + i), jobs),
+                          "run_dir": run_dir / v.name / f"seed{base.seed + i}", "overwrite": overwrite,
+                          "tracking": tracking})
+            owners.append((v, base.seed + i))
+    metrics = run_jobs(train_fn, tasks, jobs=jobs, dataset=ds, desc="ablation runs")
+    out: dict[str, dict] = {v.name: {"accs": [], "seconds": [], "change": v.change} for v in cells}
+    for (v, seed), m in zip(owners, metrics, strict=True):
+        out[v.name]["accs"].append(m["test_accuracy"])
+        out[v.name]["seconds"].append(m["train_seconds"])
+        log.info("%s seed %d: test accuracy %.4f", v.name, seed, m["test_accuracy"])
     return out
 
 
 def ablate(base: TrainConfig, variations: list[Variation], run_dir: str | Path, *, seeds: int = 1,
            dataset: Dataset | None = None, combine: bool = True, combine_rule: str = "positive",
-           overwrite: bool = False, train_fn=None) -> dict:
-    """Baseline + each variation, then (if any helped) one run combining them; writes ablation.json."""
+           overwrite: bool = False, train_fn=None, jobs: int = 1, tracking=None) -> dict:
+    """Baseline + each variation, then (if any helped) one run combining them; writes ablation.json.
+
+    `jobs` trains that many runs at a time (one thread each); `tracking` nests every run under
+    one tracked run for the whole ablation."""
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
+    check_jobs(jobs)
     names = [v.name for v in variations]
     if len(set(names)) != len(names) or "baseline" in names or "combined" in names:
         raise ConfigError("variation names must be unique and not 'baseline' or 'combined'")
@@ -165,18 +176,22 @@ def ablate(base: TrainConfig, variations: list[Variation], run_dir: str | Path, 
         validate(v.apply(base))
     run_dir = Path(run_dir)
     ds = dataset or load_dataset(base.dataset, base.data_dir)
-    cells = run_cells(base, variations, run_dir, seeds=seeds, dataset=ds, overwrite=overwrite, train_fn=train_fn)
-    rows = delta_rows({k: v["accs"] for k, v in cells.items()})
-    helped = helpful(rows, combine_rule)
-    combined_change = combine_changes(variations, helped, rows) if helped else {}
-    if combine and len(helped) >= 1 and combined_change:
-        more = run_cells(base, [Variation("combined", combined_change)], run_dir, seeds=seeds, dataset=ds,
-                         overwrite=overwrite, train_fn=train_fn, include_baseline=False)
-        cells["combined"] = more["combined"]
+    common = {"seeds": seeds, "dataset": ds, "overwrite": overwrite, "train_fn": train_fn, "jobs": jobs}
+    params = {**base.to_dict(), "seeds": seeds, "variations": {v.name: v.change for v in variations}}
+    with tracked_group(tracking, f"ablate {base.recipe or base.model}", params, root=run_dir) as group:
+        cells = run_cells(base, variations, run_dir, tracking=group, **common)
         rows = delta_rows({k: v["accs"] for k, v in cells.items()})
-    result = {"baseline": base.to_dict(), "seeds": seeds, "combine_rule": combine_rule, "helped": helped,
-              "combined_change": combined_change, "cells": cells, "rows": rows}
-    atomic_write_json(run_dir / runs.ABLATION_SUMMARY, result)
+        helped = helpful(rows, combine_rule)
+        combined_change = combine_changes(variations, helped, rows) if helped else {}
+        if combine and len(helped) >= 1 and combined_change:
+            more = run_cells(base, [Variation("combined", combined_change)], run_dir, include_baseline=False,
+                             tracking=group, **common)
+            cells["combined"] = more["combined"]
+            rows = delta_rows({k: v["accs"] for k, v in cells.items()})
+        result = {"baseline": base.to_dict(), "seeds": seeds, "combine_rule": combine_rule, "helped": helped,
+                  "combined_change": combined_change, "cells": cells, "rows": rows, "jobs": jobs}
+        atomic_write_json(run_dir / runs.ABLATION_SUMMARY, result)
+        log_group_result(group, {f"{r['name']}_mean": r["mean"] for r in rows}, [run_dir / runs.ABLATION_SUMMARY])
     return result
 
 

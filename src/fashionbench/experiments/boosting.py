@@ -18,6 +18,7 @@ from .. import runs
 from ..data.sources import Dataset, load_dataset
 from ..data.splits import Split, split_training_set
 from ..models.ensemble import combine_outputs
+from ..track import log_group_result, tracked_group
 from ..train.config import TrainConfig, validate
 from ..train.run import train_run
 from ..utils import atomic_write_json
@@ -55,8 +56,11 @@ def _ensure_min(positions: np.ndarray, pool: int, minimum: int, rng: np.random.G
 
 
 def boost(cfg: TrainConfig, run_dir: str | Path, *, dataset: Dataset | None = None, combine: str = "softmax",
-          overwrite: bool = False, split: Split | None = None) -> dict:
-    """Train the three nets and return (and write as boost.json) each net's and the ensemble's accuracy."""
+          overwrite: bool = False, split: Split | None = None, tracking=None) -> dict:
+    """Train the three nets and return (and write as boost.json) each net's and the ensemble's accuracy.
+
+    `tracking` logs each net as a run nested under one for the ensemble. The nets train one
+    after the other: net 2's data depends on net 1's mistakes, net 3's on both."""
     validate(cfg)
     run_dir = Path(run_dir)
     ds = dataset or load_dataset(cfg.dataset, cfg.data_dir)
@@ -69,44 +73,48 @@ def boost(cfg: TrainConfig, run_dir: str | Path, *, dataset: Dataset | None = No
     t0 = time.perf_counter()
     nets, subsets, topped, test_logits = [], [], [], []
 
-    def train_net(k: int, positions: np.ndarray) -> tuple[dict, np.ndarray]:
-        sub = Split(train_idx[positions], split.val_idx)
-        r = train_run(cfg.replace(seed=cfg.seed + k - 1), run_dir / f"net{k}", dataset=ds, split=sub,
-                      overwrite=overwrite)
-        # the trained net in memory, without TTA: what filtering by "right or wrong" means
-        pred = r.predictor(tta=()).predict_logits(train_images).argmax(1).numpy()
-        nets.append(r.metrics)
-        test_logits.append(r.test_logits)
-        subsets.append(len(positions))
-        log.info("net %d: %d training patterns, test accuracy %.4f", k, len(positions), r.test_accuracy)
-        return r.metrics, pred
+    with tracked_group(tracking, f"boost {cfg.recipe or cfg.model}", {**cfg.to_dict(), "combine": combine},
+                       root=run_dir) as group:
 
-    _, pred1 = train_net(1, np.arange(len(train_idx)))
-    pos2, extra2 = _ensure_min(select_net2(pred1 == train_labels, rng), len(train_idx), min_size, rng)
-    topped.append(0)
-    topped.append(extra2)
-    _, pred2 = train_net(2, pos2)
-    pos3, extra3 = _ensure_min(select_net3(pred1, pred2), len(train_idx), min_size, rng)
-    topped.append(extra3)
-    train_net(3, pos3)
+        def train_net(k: int, positions: np.ndarray) -> tuple[dict, np.ndarray]:
+            sub = Split(train_idx[positions], split.val_idx)
+            r = train_run(cfg.replace(seed=cfg.seed + k - 1), run_dir / f"net{k}", dataset=ds, split=sub,
+                          overwrite=overwrite, tracking=group)
+            # the trained net in memory, without TTA: what filtering by "right or wrong" means
+            pred = r.predictor(tta=()).predict_logits(train_images).argmax(1).numpy()
+            nets.append(r.metrics)
+            test_logits.append(r.test_logits)
+            subsets.append(len(positions))
+            log.info("net %d: %d training patterns, test accuracy %.4f", k, len(positions), r.test_accuracy)
+            return r.metrics, pred
 
-    y = ds.test_labels
-    combined = combine_outputs(test_logits, combine)
-    ens_acc = (combined.argmax(1) == y).float().mean().item()
-    result = {
-        "model": cfg.model,
-        "combine": combine,
-        "nets": [{"net": k + 1, "train_patterns": subsets[k], "topped_up_with_random": topped[k],
-                  "test_accuracy": nets[k]["test_accuracy"], "train_seconds": nets[k]["train_seconds"],
-                  "run_dir": str(run_dir / f"net{k + 1}")} for k in range(3)],
-        "net2_selection": "50% patterns net 1 got wrong + 50% it got right",
-        "net3_selection": "patterns where nets 1 and 2 disagree",
-        "ensemble_test_accuracy": ens_acc,
-        "train_seconds": round(sum(n["train_seconds"] for n in nets), 3),
-        "wall_seconds": round(time.perf_counter() - t0, 3),
-        "seed": cfg.seed,
-    }
-    atomic_write_json(run_dir / runs.BOOST_SUMMARY, result)
+        _, pred1 = train_net(1, np.arange(len(train_idx)))
+        pos2, extra2 = _ensure_min(select_net2(pred1 == train_labels, rng), len(train_idx), min_size, rng)
+        topped.append(0)
+        topped.append(extra2)
+        _, pred2 = train_net(2, pos2)
+        pos3, extra3 = _ensure_min(select_net3(pred1, pred2), len(train_idx), min_size, rng)
+        topped.append(extra3)
+        train_net(3, pos3)
+
+        y = ds.test_labels
+        combined = combine_outputs(test_logits, combine)
+        ens_acc = (combined.argmax(1) == y).float().mean().item()
+        result = {
+            "model": cfg.model,
+            "combine": combine,
+            "nets": [{"net": k + 1, "train_patterns": subsets[k], "topped_up_with_random": topped[k],
+                      "test_accuracy": nets[k]["test_accuracy"], "train_seconds": nets[k]["train_seconds"],
+                      "run_dir": str(run_dir / f"net{k + 1}")} for k in range(3)],
+            "net2_selection": "50% patterns net 1 got wrong + 50% it got right",
+            "net3_selection": "patterns where nets 1 and 2 disagree",
+            "ensemble_test_accuracy": ens_acc,
+            "train_seconds": round(sum(n["train_seconds"] for n in nets), 3),
+            "wall_seconds": round(time.perf_counter() - t0, 3),
+            "seed": cfg.seed,
+        }
+        atomic_write_json(run_dir / runs.BOOST_SUMMARY, result)
+        log_group_result(group, {"ensemble_test_accuracy": ens_acc}, [run_dir / runs.BOOST_SUMMARY])
     return result
 
 

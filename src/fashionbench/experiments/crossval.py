@@ -10,9 +10,10 @@ from pathlib import Path
 from .. import runs
 from ..data.sources import Dataset, load_dataset
 from ..data.splits import Split, stratified_kfold, stratified_subset
+from ..track import log_group_result, tracked_group
 from ..train.config import TrainConfig, validate
-from ..train.run import train_run
 from ..utils import atomic_write_json
+from .parallel import check_jobs, job_threads, run_jobs, train_metrics
 
 log = logging.getLogger("fashionbench.cv")
 
@@ -25,23 +26,40 @@ def kfold_splits(labels, folds: int, seed: int, data_fraction: float = 1.0) -> l
 
 
 def cross_validate(cfg: TrainConfig, run_dir: str | Path, folds: int, *, dataset: Dataset | None = None,
-                   overwrite: bool = False) -> dict:
+                   overwrite: bool = False, jobs: int = 1, tracking=None) -> dict:
     """Train `folds` models, each validated on its held-out fold; report per-fold validation
-    accuracy, mean and std, and the test accuracy of the fold model with the best validation accuracy."""
+    accuracy, mean and std, and the test accuracy of the fold model with the best validation accuracy.
+
+    `jobs` trains that many folds at a time (one thread each); `tracking` logs every fold as a
+    run nested under one for the whole cross-validation."""
     validate(cfg)
+    check_jobs(jobs)
     run_dir = Path(run_dir)
     ds = dataset or load_dataset(cfg.dataset, cfg.data_dir)
     t0 = time.perf_counter()
-    rows = []
-    for k, split in enumerate(kfold_splits(ds.train_labels, folds, cfg.seed, cfg.data_fraction), start=1):
-        m = train_run(cfg, run_dir / f"fold{k}", dataset=ds, split=split, overwrite=overwrite).metrics
-        rows.append({"fold": k, "train_size": len(split.train_idx), "val_size": len(split.val_idx),
-                     "val_accuracy": m["val_accuracy"], "test_accuracy": m["test_accuracy"],
-                     "train_seconds": m["train_seconds"], "run_dir": str(run_dir / f"fold{k}")})
-        log.info("fold %d/%d: validation accuracy %.4f", k, folds, m["val_accuracy"])
+    splits = kfold_splits(ds.train_labels, folds, cfg.seed, cfg.data_fraction)
+    with tracked_group(tracking, f"cv {cfg.recipe or cfg.model} ({folds} folds)", {**cfg.to_dict(), "folds": folds},
+                       root=run_dir) as group:
+        tasks = [{"cfg": job_threads(cfg, jobs), "run_dir": run_dir / f"fold{k}", "split": split,
+                  "overwrite": overwrite, "tracking": group} for k, split in enumerate(splits, start=1)]
+        metrics = run_jobs(train_metrics, tasks, jobs=jobs, dataset=ds, desc="folds")
+        rows = []
+        for k, (split, m) in enumerate(zip(splits, metrics, strict=True), start=1):
+            rows.append({"fold": k, "train_size": len(split.train_idx), "val_size": len(split.val_idx),
+                         "val_accuracy": m["val_accuracy"], "test_accuracy": m["test_accuracy"],
+                         "train_seconds": m["train_seconds"], "run_dir": str(run_dir / f"fold{k}")})
+            log.info("fold %d/%d: validation accuracy %.4f", k, folds, m["val_accuracy"])
+        result = _summary(cfg, rows, time.perf_counter() - t0, jobs)
+        atomic_write_json(run_dir / runs.CV_SUMMARY, result)
+        log_group_result(group, {k: result[k] for k in ("val_mean", "val_std", "test_accuracy",
+                                                        "test_accuracy_mean_over_folds")}, [run_dir / runs.CV_SUMMARY])
+    return result
+
+
+def _summary(cfg: TrainConfig, rows: list[dict], wall_seconds: float, jobs: int) -> dict:
     vals = [r["val_accuracy"] for r in rows]
     best = max(rows, key=lambda r: r["val_accuracy"])
-    result = {
+    return {
         "model": cfg.model,
         "folds": rows,
         "val_mean": statistics.fmean(vals),
@@ -51,11 +69,10 @@ def cross_validate(cfg: TrainConfig, run_dir: str | Path, folds: int, *, dataset
         "test_accuracy": best["test_accuracy"],
         "test_accuracy_mean_over_folds": statistics.fmean(r["test_accuracy"] for r in rows),
         "train_seconds": round(sum(r["train_seconds"] for r in rows), 3),
-        "wall_seconds": round(time.perf_counter() - t0, 3),
+        "wall_seconds": round(wall_seconds, 3),
+        "jobs": jobs,
         "seed": cfg.seed,
     }
-    atomic_write_json(run_dir / runs.CV_SUMMARY, result)
-    return result
 
 
 def format_cv(result: dict) -> str:

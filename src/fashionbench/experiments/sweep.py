@@ -230,7 +230,7 @@ def sweep(base: Mapping, params: list[Param], out_dir: str | Path, *, trials: in
              trials, max(remaining, 0), jobs, "s" if jobs > 1 else "")
     params_t = tuple(params)
     with _group(tracking, f"sweep {study_name}", {"space": "; ".join(p.describe() for p in params),
-                                                  "trials": trials, "pruner": pruner}) as group:
+                                                  "trials": trials, "pruner": pruner}, out_dir / "trials") as group:
         if remaining > 0:
             quotas = [remaining // jobs + (1 if k < remaining % jobs else 0) for k in range(jobs)]
             jobs_list = [SweepJob(dict(base), params_t, str(out_dir), storage, study_name, trials, q, pruner,
@@ -256,13 +256,13 @@ def sweep(base: Mapping, params: list[Param], out_dir: str | Path, *, trials: in
     return summary
 
 
-def _group(tracking, name: str, params: dict):
+def _group(tracking, name: str, params: dict, root: Path):
     """A parent tracking run whose children are the trials (nothing without tracking)."""
     if tracking is None:
         return contextlib.nullcontext(None)
     from ..track import tracked_group
 
-    return tracked_group(tracking, name, params)
+    return tracked_group(tracking, name, params, root=root)
 
 
 __all__ = ["Param", "fail_dead_trials", "format_sweep", "load_space", "open_storage", "parse_space", "sweep",

@@ -17,6 +17,7 @@ TensorBoard writes into `<run folder>/tensorboard` (or `<uri>/<run name>` when a
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import json
 import math
@@ -46,6 +47,7 @@ class TrackingSpec:
     uri: str | None = None
     experiment: str = "fashionbench"
     parent_run_id: str | None = None  # mlflow: runs opened with this spec are nested under this run
+    root: str | None = None  # a group's folder: its members are named by their folder relative to it
 
 
 def _require(kind: str) -> None:
@@ -100,18 +102,35 @@ def final_metrics(metrics: dict) -> dict:
 
 @contextlib.contextmanager
 def tracked_group(spec: TrackingSpec | None, name: str, params: dict | None = None,
-                  tags: dict | None = None) -> Iterator[TrackingSpec | None]:
+                  tags: dict | None = None, root: str | Path | None = None) -> Iterator[TrackingSpec | None]:
     """A parent run for a study: yields the spec its member runs are opened with.
 
     MLflow: a run named `name` (with params and tags) that the members nest under; it ends
-    FINISHED, FAILED when an exception escapes, KILLED on Ctrl-C. TensorBoard and None: the spec unchanged."""
-    if spec is None or spec.kind != "mlflow":
+    FINISHED, FAILED when an exception escapes, KILLED on Ctrl-C. With `root` (the study's
+    folder) members are named by their folder below it ("fold2", "sgd/seed1"), also in TensorBoard.
+    None: None."""
+    if spec is None:
+        yield None
+        return
+    if root is not None:
+        spec = dataclasses.replace(spec, root=str(root))
+    if spec.kind != "mlflow":
         yield spec
         return
     from ._mlflow import group_run
 
     with group_run(spec, name, params, tags) as member_spec:
         yield member_spec
+
+
+def run_name(spec: TrackingSpec, run_dir: Path | None, fallback: str) -> str:
+    """A tracked run's name: its folder below the group's root, else the folder's name, else `fallback`."""
+    if run_dir is None:
+        return fallback
+    if spec.root:
+        with contextlib.suppress(ValueError):
+            return Path(run_dir).resolve().relative_to(Path(spec.root).resolve()).as_posix()
+    return Path(run_dir).name
 
 
 def log_group_result(spec: TrackingSpec | None, metrics: dict, files: list[Path] = ()) -> None:
@@ -176,4 +195,4 @@ class RunTracker(Callback):
 
 
 __all__ = ["DEFAULT_MLFLOW_URI", "TRACKERS", "RunTracker", "TrackingSpec", "exit_status", "log_group_result", "open_run",
-           "tracked_group", "tracking_spec"]
+           "run_name", "tracked_group", "tracking_spec"]

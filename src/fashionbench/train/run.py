@@ -348,9 +348,9 @@ def train_run(cfg: TrainConfig, run_dir: str | Path | None = None, *, dataset: D
         with contextlib.ExitStack() as stack:  # a tracker ends FINISHED, or FAILED / KILLED with the exception
             tracker = None
             if tracking is not None and is_writer:
-                from ..track import open_run
+                from ..track import open_run, run_name
 
-                tracker = stack.enter_context(open_run(tracking, run_dir.name if run_dir else cfg.recipe or cfg.model,
+                tracker = stack.enter_context(open_run(tracking, run_name(tracking, run_dir, cfg.recipe or cfg.model),
                                                        cfg.to_dict(), run_dir))
                 callbacks = [*callbacks, tracker]
             s = setup_run(cfg, dataset=dataset, split=split, wrap=dist.wrap if dist else None, data_init=not resume)
