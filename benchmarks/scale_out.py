@@ -31,7 +31,9 @@ def train(out: Path, extra: list[str], seed: int, torchrun: bool) -> dict:
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
     else:
         cmd, env = [sys.executable, *args], dict(os.environ)
-    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    r = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if r.returncode:
+        sys.exit(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stderr[-2000:]}")
     return json.loads((out / "metrics.json").read_text())
 
 
@@ -94,9 +96,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         os.chdir(tmp)  # the default MLflow store (sqlite:///mlruns.db) lands here
         for r in range(0 if a.skip_training else a.rounds):
-            for name, (extra, torchrun) in variants.items():
-                results[name].append(train(Path(tmp) / f"{len(results[name])}-{name[:6].strip()}-{r}", extra, r,
-                                           torchrun))
+            for k, (name, (extra, torchrun)) in enumerate(variants.items()):
+                results[name].append(train(Path(tmp) / f"variant{k}-round{r}", extra, r, torchrun))
                 print(f"round {r + 1}: {name}: {results[name][-1]['train_seconds']:.1f} s", file=sys.stderr)
         os.chdir(home)
     print(f"CPU: {machine_description()}\n")

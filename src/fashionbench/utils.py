@@ -108,16 +108,33 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def machine_description() -> str:
-    """CPU model and torch threads, e.g. 'x86_64 AMD EPYC, 2 threads': timings differ between
-    the machines a project runs on, so every result says where it was measured."""
-    cpu = platform.processor() or ""
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo ({} where there is none)."""
+    info: dict[str, str] = {}
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
+            if not line.strip():
                 break
-    return f"{platform.machine()} {cpu}".strip() + f", {torch.get_num_threads()} threads"
+            key, _, value = line.partition(":")
+            info[key.strip()] = value.strip()
+    return info
+
+
+# the widest matrix / vector extension decides how fast a conv net trains (and whether bf16 pays)
+_CPU_FEATURES = (("amx_bf16", "AMX-BF16"), ("avx512_bf16", "AVX512-BF16"), ("avx512f", "AVX512"), ("avx2", "AVX2"))
+
+
+def machine_description() -> str:
+    """CPU model, family/model numbers, widest vector unit and torch threads, e.g. 'x86_64 AMD EPYC
+    (family 25, model 17, AVX2), 2 threads': timings differ between the machines a project runs on
+    (one marketing name covers CPUs 1.7x apart), so every result says where it was measured."""
+    info = _cpuinfo()
+    cpu = info.get("model name") or platform.processor() or ""
+    flags = set(info.get("flags", "").split())
+    detail = [f"family {info['cpu family']}, model {info['model']}"] if "cpu family" in info and "model" in info else []
+    detail += [label for flag, label in _CPU_FEATURES if flag in flags][:1]
+    text = f"{platform.machine()} {cpu}".strip() + (f" ({', '.join(detail)})" if detail else "")
+    return text + f", {torch.get_num_threads()} threads"
 
 
 def resolve_device(name: str = "auto") -> torch.device:
