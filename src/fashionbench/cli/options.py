@@ -27,8 +27,8 @@ def add_runtime_args(p, *, defaults: bool = False) -> None:
                    help="auto picks cuda, then mps, then cpu")
     p.add_argument("--precision", choices=PRECISIONS, default="auto" if defaults else None,
                    help="auto: bf16 where the hardware runs it natively, else fp32")
-    p.add_argument("--threads", type=int, help="CPU threads for torch (default one per core; 1 lets two jobs "
-                   "share a 2-core machine)")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default one per core, one for models "
+                   "computed in NumPy; 1 lets two jobs share a 2-core machine)")
 
 
 def add_track_args(p) -> None:

@@ -90,7 +90,7 @@ class NumpyMLP(nn.Module):
         return NumpyMLPFunction.apply(x, self.w1, self.b1, self.w2, self.b2)
 
 
-@register_model("numpy_mlp", source="study 002")
+@register_model("numpy_mlp", source="study 002", cpu_threads=1)
 def numpy_mlp(num_classes: int = 10, hidden: int = 128) -> nn.Module:
     """One hidden layer (128 sigmoid) written in NumPy, forward and backward (study 002)."""
     return NumpyMLP(num_classes, hidden)

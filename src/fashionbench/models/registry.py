@@ -21,12 +21,16 @@ class ModelInfo:
     paper_params: int | None = None  # parameter count a paper states, checked by the tests
     source: str = ""  # which study or recipe it comes from
     defaults: dict = field(default_factory=dict)
+    # torch threads it trains fastest with on a CPU when none are asked for (None: one per core).
+    # NumPy models want 1: torch's idle OpenMP workers spin against NumPy's BLAS threads.
+    cpu_threads: int | None = None
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
 
 
-def register_model(name: str | None = None, *, paper_params: int | None = None, source: str = ""):
+def register_model(name: str | None = None, *, paper_params: int | None = None, source: str = "",
+                   cpu_threads: int | None = None):
     """Register a factory `fn(num_classes=10, **kw) -> nn.Module` under a lowercase name."""
 
     def deco(fn: Callable[..., nn.Module]):
@@ -36,7 +40,7 @@ def register_model(name: str | None = None, *, paper_params: int | None = None, 
         params = inspect.signature(fn).parameters
         defaults = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
         doc = (inspect.getdoc(fn) or "").split("\n")[0]
-        _REGISTRY[key] = ModelInfo(key, fn, doc, paper_params, source, defaults)
+        _REGISTRY[key] = ModelInfo(key, fn, doc, paper_params, source, defaults, cpu_threads)
         return fn
 
     return deco

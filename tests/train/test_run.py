@@ -1,0 +1,44 @@
+"""The run lifecycle's choices that depend on the model: the thread layout."""
+
+from __future__ import annotations
+
+from fashionbench.train.config import TrainConfig
+
+
+def test_numpy_models_train_with_one_torch_thread_unless_asked(tiny_dataset, monkeypatch):
+    """2 torch + 2 BLAS threads on 2 cores spin against each other (numpy_mlp 20x slower); the
+    model's own choice holds for its run only, and explicit --threads win."""
+    import torch
+
+    from fashionbench.models.registry import model_info
+    from fashionbench.train.run import train_run, train_threads
+
+    cpu = torch.device("cpu")
+    assert model_info("numpy_mlp").cpu_threads == 1 and model_info("mlp_002").cpu_threads is None
+    assert train_threads(TrainConfig(model="numpy_mlp"), cpu) == 1
+    assert train_threads(TrainConfig(model="numpy_mlp", threads=2), cpu) == 2
+    assert train_threads(TrainConfig(model="mlp_002"), cpu) is None
+    seen = []
+    monkeypatch.setattr("fashionbench.models.numpy_mlp.forward_np", _record_threads(seen))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        train_run(TrainConfig(model="numpy_mlp", epochs=1, batch_size=64, device="cpu", precision="fp32"),
+                  dataset=tiny_dataset, outputs=())
+        assert seen and set(seen) == {1} and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def _record_threads(seen):
+    import torch
+
+    from fashionbench.models import numpy_mlp
+
+    real = numpy_mlp.forward_np
+
+    def forward(*a, **kw):
+        seen.append(torch.get_num_threads())
+        return real(*a, **kw)
+
+    return forward
