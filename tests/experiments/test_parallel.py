@@ -29,9 +29,13 @@ def test_check_jobs():
 
 
 def test_job_threads_one_each_unless_asked():
-    assert job_threads(_cfg(), 1).threads is None
-    assert job_threads(_cfg(), 2).threads == 1
-    assert job_threads(_cfg(threads=2), 2).threads == 2
+    assert job_threads(_cfg()).threads == 1
+    assert job_threads(_cfg(threads=2)).threads == 2
+
+
+def test_a_single_job_runs_here_with_the_callers_threads(tiny_dataset, tmp_path):
+    (m,) = run_jobs(train_metrics, [{"cfg": _cfg(), "run_dir": tmp_path / "one"}], jobs=2, dataset=tiny_dataset)
+    assert json.loads((tmp_path / "one" / "config.json").read_text())["threads"] is None and "test_accuracy" in m
 
 
 @pytest.mark.slow  # worker processes start in about 5 s each: tens of seconds

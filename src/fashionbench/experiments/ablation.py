@@ -22,7 +22,7 @@ from ..errors import ConfigError
 from ..track import log_group_result, tracked_group
 from ..train.config import TrainConfig, validate
 from ..utils import atomic_write_json
-from .parallel import check_jobs, job_threads, run_jobs, train_metrics
+from .parallel import check_jobs, run_jobs, train_metrics
 
 log = logging.getLogger("fashionbench.ablate")
 
@@ -146,7 +146,7 @@ def run_cells(base: TrainConfig, variations: list[Variation], run_dir: Path, *, 
         cfg = v.apply(base)
         validate(cfg)
         for i in range(seeds):
-            tasks.append({"cfg": job_threads(cfg.replace(seed=base.seed + i), jobs),
+            tasks.append({"cfg": cfg.replace(seed=base.seed + i),
                           "run_dir": run_dir / v.name / f"seed{base.seed + i}", "overwrite": overwrite,
                           "tracking": tracking})
             owners.append((v, base.seed + i))

@@ -13,7 +13,7 @@ from ..data.splits import Split, stratified_kfold, stratified_subset
 from ..track import log_group_result, tracked_group
 from ..train.config import TrainConfig, validate
 from ..utils import atomic_write_json
-from .parallel import check_jobs, job_threads, run_jobs, train_metrics
+from .parallel import check_jobs, run_jobs, train_metrics
 
 log = logging.getLogger("fashionbench.cv")
 
@@ -40,7 +40,7 @@ def cross_validate(cfg: TrainConfig, run_dir: str | Path, folds: int, *, dataset
     splits = kfold_splits(ds.train_labels, folds, cfg.seed, cfg.data_fraction)
     with tracked_group(tracking, f"cv {cfg.recipe or cfg.model} ({folds} folds)", {**cfg.to_dict(), "folds": folds},
                        root=run_dir) as group:
-        tasks = [{"cfg": job_threads(cfg, jobs), "run_dir": run_dir / f"fold{k}", "split": split,
+        tasks = [{"cfg": cfg, "run_dir": run_dir / f"fold{k}", "split": split,
                   "overwrite": overwrite, "tracking": group} for k, split in enumerate(splits, start=1)]
         metrics = run_jobs(train_metrics, tasks, jobs=jobs, dataset=ds, desc="folds")
         rows = []

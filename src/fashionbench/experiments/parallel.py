@@ -71,12 +71,14 @@ def _quiet_children() -> Iterator[None]:
 def run_jobs(fn: Callable, tasks: Sequence[dict], *, jobs: int, dataset, desc: str = "runs") -> list:
     """[fn(dataset=dataset, **task) for task in tasks], `jobs` at a time.
 
-    jobs=1 runs them here, one after the other, with the caller's threads. Otherwise `fn` must
-    be a module-level function and the tasks picklable; a task's error (a FashionbenchError
+    jobs=1 (or a single task) runs them here, one after the other, with the caller's threads.
+    Otherwise each task's `cfg` trains with one thread unless it names its own, `fn` must be a
+    module-level function and the tasks picklable; a task's error (a FashionbenchError
     with its one-line message) is raised here once the pool has stopped."""
     check_jobs(jobs)
     if jobs == 1 or len(tasks) <= 1:
         return [fn(dataset=dataset, **t) for t in tasks]
+    tasks = [{**t, "cfg": job_threads(t["cfg"])} if "cfg" in t else t for t in tasks]
     ctx = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools
     with _quiet_children():
         pool = ctx.Pool(min(jobs, len(tasks)), initializer=_init_worker, initargs=(dataset,))
@@ -87,9 +89,9 @@ def run_jobs(fn: Callable, tasks: Sequence[dict], *, jobs: int, dataset, desc: s
         pool.join()
 
 
-def job_threads(cfg, jobs: int):
-    """The config a job trains with: one thread each when several share the machine, unless threads were asked for."""
-    return cfg if jobs == 1 or cfg.threads is not None else cfg.replace(threads=1)
+def job_threads(cfg):
+    """The config a pooled job trains with (and records): one thread, unless threads were asked for."""
+    return cfg if cfg.threads is not None else cfg.replace(threads=1)
 
 
 __all__ = ["check_jobs", "job_threads", "run_jobs", "train_metrics"]

@@ -28,7 +28,7 @@ from ..train.recipes import recipe_config
 from ..utils import atomic_write_json, atomic_write_text, machine_description
 from .ablation import delta_rows
 from .epochs import VALIDATION_NOTE, test_as_validation
-from .parallel import check_jobs, job_threads, run_jobs
+from .parallel import check_jobs, run_jobs
 
 log = logging.getLogger("fashionbench.reproduce")
 
@@ -247,7 +247,7 @@ def _prepare_row(table: dict, row: dict, out_dir: Path, weights: dict, tracking,
         _fail(table, res, str(e))
         return res, []
     seed_list = [cfg.seed + i for i in range(max(seeds, row_seeds))]  # a row may ask for more seeds than --seeds
-    return res, [{"kind": kind, "row": row, "cfg": job_threads(cfg.replace(seed=s), jobs),
+    return res, [{"kind": kind, "row": row, "cfg": cfg.replace(seed=s),
                   "run_dir": out_dir / row["id"] / f"seed{s}", "tracking": tracking} for s in seed_list]
 
 
@@ -292,7 +292,7 @@ def _run_epochs_table(table: dict, out_dir: Path, rows: list[str] | None, ds: Da
     wanted = [r for r in table["rows"] if not rows or r["id"] in rows]
     # scaled row epochs; never beyond the (scaled) run length
     epoch_of = {r["id"]: min(cfg.epochs, max(1, round(r["epoch"] * shrink.epochs_scale))) for r in wanted}
-    cfg = job_threads(cfg.replace(epochs=max(epoch_of.values())), jobs)
+    cfg = cfg.replace(epochs=max(epoch_of.values()))
     tasks = [{"cfg": cfg.replace(seed=cfg.seed + i), "run_dir": out_dir / "run" / f"seed{cfg.seed + i}",
               "tracking": tracking} for i in range(seeds)]
     histories = run_jobs(_epochs_run, tasks, jobs=jobs, dataset=ds, desc=f"{table['name']} runs")
