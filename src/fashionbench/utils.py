@@ -157,10 +157,7 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 def cpu_has_fast_bf16() -> bool:
     """True where the CPU has native bf16 matrix units (AMX-BF16 or AVX512-BF16)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
+    flags = set(_cpuinfo().get("flags", "").split())
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 

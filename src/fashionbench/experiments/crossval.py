@@ -44,10 +44,11 @@ def cross_validate(cfg: TrainConfig, run_dir: str | Path, folds: int, *, dataset
                   "overwrite": overwrite, "tracking": group} for k, split in enumerate(splits, start=1)]
         metrics = run_jobs(train_metrics, tasks, jobs=jobs, dataset=ds, desc="folds")
         rows = []
-        for k, (split, m) in enumerate(zip(splits, metrics, strict=True), start=1):
+        for k, (task, m) in enumerate(zip(tasks, metrics, strict=True), start=1):
+            split = task["split"]
             rows.append({"fold": k, "train_size": len(split.train_idx), "val_size": len(split.val_idx),
                          "val_accuracy": m["val_accuracy"], "test_accuracy": m["test_accuracy"],
-                         "train_seconds": m["train_seconds"], "run_dir": str(run_dir / f"fold{k}")})
+                         "train_seconds": m["train_seconds"], "run_dir": str(task["run_dir"])})
             log.info("fold %d/%d: validation accuracy %.4f", k, folds, m["val_accuracy"])
         result = _summary(cfg, rows, time.perf_counter() - t0, jobs)
         atomic_write_json(run_dir / runs.CV_SUMMARY, result)

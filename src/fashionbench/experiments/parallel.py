@@ -68,6 +68,22 @@ def _quiet_children() -> Iterator[None]:
             os.environ["TQDM_DISABLE"] = old
 
 
+@contextlib.contextmanager
+def spawn_pool(processes: int, dataset=None, *, bars: bool = False) -> Iterator:
+    """A pool of spawned workers (fork would copy torch's thread pools) with one torch thread each,
+    `dataset` as their copy of the data and Ctrl-C left to the parent; their own tqdm bars off
+    unless `bars`. Terminated and joined on every path, so an interrupted pool leaves no process
+    or semaphore behind."""
+    ctx = multiprocessing.get_context("spawn")
+    with contextlib.nullcontext() if bars else _quiet_children():
+        pool = ctx.Pool(processes, initializer=_init_worker, initargs=(dataset,))
+    try:
+        yield pool
+    finally:
+        pool.terminate()
+        pool.join()
+
+
 def run_jobs(fn: Callable, tasks: Sequence[dict], *, jobs: int, dataset, desc: str = "runs") -> list:
     """[fn(dataset=dataset, **task) for task in tasks], `jobs` at a time.
 
@@ -79,14 +95,8 @@ def run_jobs(fn: Callable, tasks: Sequence[dict], *, jobs: int, dataset, desc: s
     if jobs == 1 or len(tasks) <= 1:
         return [fn(dataset=dataset, **t) for t in tasks]
     tasks = [{**t, "cfg": job_threads(t["cfg"])} if "cfg" in t else t for t in tasks]
-    ctx = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools
-    with _quiet_children():
-        pool = ctx.Pool(min(jobs, len(tasks)), initializer=_init_worker, initargs=(dataset,))
-    try:
+    with spawn_pool(min(jobs, len(tasks)), dataset) as pool:
         return list(tqdm(pool.imap(_call, [(fn, dict(t)) for t in tasks]), total=len(tasks), desc=desc, unit="run"))
-    finally:  # joined on every path, so an interrupted pool leaves no process or semaphore behind
-        pool.terminate()
-        pool.join()
 
 
 def job_threads(cfg):
@@ -94,4 +104,4 @@ def job_threads(cfg):
     return cfg if cfg.threads is not None else cfg.replace(threads=1)
 
 
-__all__ = ["check_jobs", "job_threads", "run_jobs", "train_metrics"]
+__all__ = ["check_jobs", "job_threads", "run_jobs", "spawn_pool", "train_metrics"]

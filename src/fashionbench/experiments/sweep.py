@@ -11,10 +11,8 @@ are marked failed first, so they never block it.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import multiprocessing
 import os
 import socket
 from collections.abc import Mapping
@@ -22,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, FashionbenchError
+from ..track import log_group_result, tracked_group
+from .parallel import check_jobs, spawn_pool
 from .sweep_report import BEST_CONFIG, PLOTS, TRIALS_CSV, TRIALS_MD, format_sweep, write_outputs
 from .sweep_space import Param, check_base, load_space, parse_space, trial_config
 
@@ -214,8 +214,7 @@ def sweep(base: Mapping, params: list[Param], out_dir: str | Path, *, trials: in
     optuna = _optuna()
     if not isinstance(trials, int) or trials < 1:
         raise ConfigError(f"--trials must be at least 1, got {trials!r}")
-    if not isinstance(jobs, int) or jobs < 1:
-        raise ConfigError(f"--jobs must be at least 1, got {jobs!r}")
+    check_jobs(jobs)
     if pruner not in PRUNERS:
         raise ConfigError(f"unknown pruner {pruner!r}; choose one of {', '.join(PRUNERS)}")
     out_dir = Path(out_dir)
@@ -229,8 +228,9 @@ def sweep(base: Mapping, params: list[Param], out_dir: str | Path, *, trials: in
     log.info("study %s: %d of %d trials finished, %d to run (%d worker%s)", study_name, trials - max(remaining, 0),
              trials, max(remaining, 0), jobs, "s" if jobs > 1 else "")
     params_t = tuple(params)
-    with _group(tracking, f"sweep {study_name}", {"space": "; ".join(p.describe() for p in params),
-                                                  "trials": trials, "pruner": pruner}, out_dir / "trials") as group:
+    with tracked_group(tracking, f"sweep {study_name}", {"space": "; ".join(p.describe() for p in params),
+                                                         "trials": trials, "pruner": pruner},
+                       root=out_dir / "trials") as group:
         if remaining > 0:
             quotas = [remaining // jobs + (1 if k < remaining % jobs else 0) for k in range(jobs)]
             jobs_list = [SweepJob(dict(base), params_t, str(out_dir), storage, study_name, trials, q, pruner,
@@ -239,8 +239,7 @@ def sweep(base: Mapping, params: list[Param], out_dir: str | Path, *, trials: in
             if len(jobs_list) == 1:
                 run_worker(jobs_list[0])
             else:
-                ctx = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools
-                with ctx.Pool(len(jobs_list)) as pool:
+                with spawn_pool(len(jobs_list), bars=True) as pool:
                     try:
                         pool.map(_worker_main, jobs_list)
                     except RuntimeError as e:
@@ -248,21 +247,10 @@ def sweep(base: Mapping, params: list[Param], out_dir: str | Path, *, trials: in
         summary = write_outputs(optuna.load_study(study_name=study_name, storage=store), params, base, out_dir,
                                 trials)
         if group is not None:
-            from ..track import log_group_result
-
             best = summary.get("best") or {}
             log_group_result(group, {"best_val_accuracy": best.get("value")} if best else {},
                              [out_dir / n for n in (BEST_CONFIG, TRIALS_CSV, TRIALS_MD, PLOTS) if (out_dir / n).is_file()])
     return summary
-
-
-def _group(tracking, name: str, params: dict, root: Path):
-    """A parent tracking run whose children are the trials (nothing without tracking)."""
-    if tracking is None:
-        return contextlib.nullcontext(None)
-    from ..track import tracked_group
-
-    return tracked_group(tracking, name, params, root=root)
 
 
 __all__ = ["Param", "fail_dead_trials", "format_sweep", "load_space", "open_storage", "parse_space", "sweep",
