@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,12 @@ from fashionbench import FASHION_CLASSES
 from fashionbench.data.idx import write_idx
 from fashionbench.data.sources import PARTS, Dataset
 from fashionbench.errors import DataError
+from fashionbench.layout import PROBE_ENV
+
+# --precision auto's timed layout probe would make a test's precision depend on machine noise (and
+# write to the user's cache); tests/test_layout.py turns it on where it is the subject. Set in the
+# environment so that commands the tests start inherit it.
+os.environ.setdefault(PROBE_ENV, "0")
 
 
 def synthetic_arrays(n: int, seed: int, num_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:

@@ -20,9 +20,10 @@ from torch import nn
 from .checkpoint import build_from_checkpoint, load_checkpoint
 from .data.normalize import Normalization, to_float
 from .errors import ConfigError
+from .layout import PROBE_BATCH, choose_layout, rule_layout
 from .models.registry import place_model
 from .onnx_file import is_onnx_path, load_onnx
-from .utils import autocast, resolve_device, resolve_precision
+from .utils import autocast, resolve_device
 
 TTA_VIEWS = ("flip", "translate")
 # "Probably none of the ten classes": flagged when the unknown-item score is above this. The score is
@@ -184,10 +185,14 @@ class Predictor:
                    device: str | torch.device = "auto", precision: str = "auto", tta: Sequence[str] | str = (),
                    batch_size: int = 1000, info: dict | None = None, temperature: float = 1.0,
                    photo_method: str = "auto", imagenet_weight: float = 0.0) -> Predictor:
-        """Wrap an in-memory model (placed on `device`, channels_last where that pays)."""
+        """Wrap an in-memory model, placed on `device` with the precision and memory format that run it
+        fastest there (`precision='auto'`: a probe at this batch size, cached; see layout.py)."""
         dev = device if isinstance(device, torch.device) else resolve_device(device)
-        model, channels_last = place_model(model, dev)
-        return cls(model, normalizer, list(class_names), dev, resolve_precision(precision, dev), channels_last,
+        sample = torch.randn(max(1, min(int(batch_size), PROBE_BATCH)), 1, 28, 28)
+        layout = choose_layout(model, sample, dev, train=False) if precision == "auto" else \
+            rule_layout(model, dev, precision)
+        model, channels_last = place_model(model, dev, layout.channels_last)
+        return cls(model, normalizer, list(class_names), dev, layout.precision, channels_last,
                    parse_tta(tta), batch_size, dict(info or {}), float(temperature), photo_method,
                    imagenet_weight=imagenet_weight)
 

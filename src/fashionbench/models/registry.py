@@ -111,10 +111,11 @@ def uses_conv(model: nn.Module) -> bool:
     return any(isinstance(m, nn.Conv2d) for m in model.modules())
 
 
-def place_model(model: nn.Module, device) -> tuple[nn.Module, bool]:
-    """Move to `device`; conv nets go channels_last (faster with bf16 autocast). Returns (model, channels_last)."""
+def place_model(model: nn.Module, device, channels_last: bool | None = None) -> tuple[nn.Module, bool]:
+    """Move to `device`, channels_last if asked (by default for conv nets: faster with bf16 autocast).
+    Returns (model, channels_last)."""
     model = model.to(device)
-    channels_last = uses_conv(model)
+    channels_last = uses_conv(model) if channels_last is None else channels_last and uses_conv(model)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model, channels_last

@@ -30,6 +30,7 @@ from ..errors import ConfigError, FashionbenchError
 from ..evaluate.metrics import classification_metrics
 from ..evaluate.stats import fit_temperature, stratified_sample
 from ..inference import Predictor, predict_logits
+from ..layout import PROBE_BATCH, choose_layout, rule_layout
 from ..models.registry import check_forward, count_params, create_model, model_info, place_model
 from ..utils import machine_description, resolve_device, resolve_precision, seed_everything, set_threads
 from .callbacks import EarlyStopping, RunWriter
@@ -169,7 +170,7 @@ def setup_run(cfg: TrainConfig, *, dataset: Dataset | None = None, split: Split 
     `data_init=False` skips data-dependent initialisation (a resumed run loads its weights)."""
     validate(cfg)
     device = resolve_device(cfg.device)
-    precision = resolve_precision(cfg.precision, device)
+    resolve_precision(cfg.precision, device)  # a bad name fails before the data loads
     set_threads(train_threads(cfg, device))
     seed_everything(cfg.seed)
     ds = dataset or load_dataset(cfg.dataset, cfg.data_dir)
@@ -199,7 +200,13 @@ def setup_run(cfg: TrainConfig, *, dataset: Dataset | None = None, split: Split 
         prune_from_checkpoint(cfg.prune_from, model, normalizer.kind)
     elif data_init and hasattr(model, "init_from_data"):  # data-dependent init, e.g. patch whitening
         model.init_from_data(normalizer(to_float(train_x[:5000])))
-    model, channels_last = place_model(model, device)
+    # the fastest precision and memory format for this model here (a probe, cached); every rank of a
+    # distributed run must agree, so those follow the rule
+    layout = (rule_layout(model, device, cfg.precision) if wrap else
+              choose_layout(model, normalizer(to_float(train_x[:min(cfg.batch_size, PROBE_BATCH)])), device,
+                            precision=cfg.precision, train=True))
+    precision = layout.precision
+    model, channels_last = place_model(model, device, layout.channels_last)
     groups = param_groups(model, cfg.lr, cfg.weight_decay, cfg.bias_lr_scale, cfg.backbone_lr_scale)
     optimizer = build_optimizer(groups, cfg.optimizer, cfg.lr, cfg.momentum, cfg.nesterov, cfg.weight_decay)
     steps = len(train_x) // cfg.batch_size if cfg.drop_last else len(range(0, len(train_x), cfg.batch_size))
@@ -297,6 +304,7 @@ def test_run(s: RunSetup, state: TrainState, run_dir: Path | None = None, dist: 
         "seed": cfg.seed,
         "device": str(s.device),
         "precision": s.precision,
+        "channels_last": s.channels_last,
         "dataset": ds.name,
         "data_source": ds.source,
         "fashionbench_version": __version__,
