@@ -71,12 +71,14 @@ def tracking(track, uri: str | None = None, experiment: str | None = None):
 
 
 def load(path: str | Path, *, device: str = "auto", precision: str = "auto", tta: Sequence[str] | str | None = None,
-         batch_size: int = 1000, photo_method: str = "auto", imagenet_weight: float = 0.0) -> Predictor:
+         batch_size: int = 1000, photo_method: str = "auto", imagenet_weight: float = 0.0,
+         threads: int | None = None) -> Predictor:
     """A Predictor from a checkpoint (best.pt / last.pt) or a run folder. It takes Fashion-MNIST
     arrays and photos alike: `fashionbench.load(ckpt).predict(["a.jpg", pil_image])`;
-    `imagenet_weight=1` combines it with EfficientNet-Lite0's zero-shot ImageNet prior on photos."""
+    `imagenet_weight=1` combines it with EfficientNet-Lite0's zero-shot ImageNet prior on photos;
+    `threads` sets torch's CPU threads for its forward (default: the model's own choice, else torch's)."""
     return Predictor.from_checkpoint(path, device=device, precision=precision, tta=tta, batch_size=batch_size,
-                                     photo_method=photo_method, imagenet_weight=imagenet_weight)
+                                     photo_method=photo_method, imagenet_weight=imagenet_weight, threads=threads)
 
 
 def predict_photos(checkpoint: str | Path | Predictor, paths: Sequence[str | Path], *, k: int = 3,
@@ -90,7 +92,7 @@ def predict_photos(checkpoint: str | Path | Predictor, paths: Sequence[str | Pat
     set_threads(threads)
     predictor = checkpoint if isinstance(checkpoint, Predictor) else load(
         checkpoint, device=device, precision=precision, tta=tta, batch_size=batch_size, photo_method=photo_method,
-        imagenet_weight=imagenet_weight)
+        imagenet_weight=imagenet_weight, threads=threads)
     return predict_files(predictor, paths, keep_steps=keep_steps, progress=progress, k=k)
 
 
@@ -107,7 +109,7 @@ def evaluate_photos(checkpoint: str | Path | Predictor, labels_csv: str | Path, 
     set_threads(threads)
     predictor = checkpoint if isinstance(checkpoint, Predictor) else load(
         checkpoint, device=device, precision=precision, tta=tta, batch_size=batch_size, photo_method=photo_method,
-        imagenet_weight=imagenet_weight)
+        imagenet_weight=imagenet_weight, threads=threads)
     ev = run(predictor, labels_csv, progress=progress, keep_steps=keep_steps)
     if out is not None:
         ev.report = write_photo_report(ev, out)
@@ -123,7 +125,7 @@ def evaluate(checkpoint: str | Path, *, data: Dataset | None = None, dataset: st
 
     set_threads(threads)
     predictor = Predictor.from_checkpoint(checkpoint, device=device, precision=precision, tta=tta,
-                                          batch_size=batch_size, expect_model=expect_model)
+                                          batch_size=batch_size, expect_model=expect_model, threads=threads)
     cfg = predictor.info.get("config") or {}
     ds = data or load_dataset(*dataset_args(cfg, dataset, data_dir))
     if ds.num_classes != predictor.num_classes:

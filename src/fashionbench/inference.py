@@ -8,6 +8,7 @@ Training (validation and test), evaluation, boosting, the report and every later
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from .checkpoint import build_from_checkpoint, load_checkpoint
 from .data.normalize import Normalization, to_float
 from .errors import ConfigError
 from .layout import PROBE_BATCH, choose_layout, rule_layout
-from .models.registry import place_model
+from .models.registry import list_models, model_info, place_model
 from .onnx_file import is_onnx_path, load_onnx
 from .utils import autocast, resolve_device
 
@@ -104,6 +105,18 @@ def unknown_scores(logits, temperature: float = 1.0) -> dict[str, np.ndarray]:
             "energy": (-temperature * torch.logsumexp(z, 1)).numpy() if len(z) else np.zeros(0)}
 
 
+@contextlib.contextmanager
+def model_threads(threads: int | None):
+    """torch's CPU threads set to `threads` inside the block, restored after (None: unchanged)."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _is_photo_source(x) -> bool:
     from PIL import Image
 
@@ -166,6 +179,9 @@ class Predictor:
     # Weight w of the ImageNet prior on photos: softmax(logits / T + w * log p_imagenet), a weighted geometric mean
     # of this model's probabilities and EfficientNet-Lite0's zero-shot ones (the [imagenet] extra); 0 = off.
     imagenet_weight: float = 0.0
+    # torch threads for this model's forward on a CPU (None: the process's); numpy_mlp registers 1, since
+    # torch's spinning OpenMP workers and NumPy's BLAS threads fight on a small machine
+    threads: int | None = None
     _prior: object = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -200,13 +216,14 @@ class Predictor:
     def from_checkpoint(cls, path: str | Path | dict, *, device: str = "auto", precision: str = "auto",
                         tta: Sequence[str] | str | None = None, batch_size: int = 1000,
                         expect_model: str | None = None, photo_method: str = "auto",
-                        imagenet_weight: float = 0.0) -> Predictor:
+                        imagenet_weight: float = 0.0, threads: int | None = None) -> Predictor:
         """Load best.pt / last.pt, a run folder, an exported .onnx file (`from_onnx`) or a checkpoint
-        dict already read with `read_checkpoint`. `tta=None` uses the views the run was trained with."""
+        dict already read with `read_checkpoint`. `tta=None` uses the views the run was trained with;
+        `threads=None` the model's own CPU thread count where it registers one, else the process's."""
         if is_onnx_path(path):
             if expect_model is not None:
                 raise ConfigError("--model cannot be checked against an ONNX file; leave it out")
-            return cls.from_onnx(path, tta=tta, batch_size=batch_size, photo_method=photo_method,
+            return cls.from_onnx(path, tta=tta, batch_size=batch_size, threads=threads, photo_method=photo_method,
                                  imagenet_weight=imagenet_weight)
         if isinstance(path, dict):
             ckpt = path
@@ -215,10 +232,14 @@ class Predictor:
             model, ckpt = load_checkpoint(path, expect_model=expect_model)
         cfg = ckpt.get("config") or {}
         info = {"model": ckpt["model"], "epoch": ckpt.get("epoch"), "path": ckpt["path"], "config": cfg}
-        return cls.from_model(model, Normalization.from_dict(ckpt["normalization"]), ckpt["class_names"],
+        if threads is None and ckpt["model"] in list_models():
+            threads = model_info(ckpt["model"]).cpu_threads
+        predictor = cls.from_model(model, Normalization.from_dict(ckpt["normalization"]), ckpt["class_names"],
                               device=device, precision=precision, tta=cfg.get("tta", []) if tta is None else tta,
                               batch_size=batch_size, info=info, temperature=ckpt.get("temperature") or 1.0,
                               photo_method=photo_method, imagenet_weight=imagenet_weight)
+        predictor.threads = threads
+        return predictor
 
     @classmethod
     def from_onnx(cls, path: str | Path, *, tta: Sequence[str] | str | None = None, batch_size: int = 1000,
@@ -269,8 +290,10 @@ class Predictor:
         sources = sources if photos is None else list(photos)
         if not len(x):
             return torch.zeros(0, self.num_classes)
-        logits = predict_logits(self.model, x.to(self.device), normalizer=self.normalizer, batch_size=self.batch_size,
-                                precision=self.precision, channels_last=self.channels_last, tta=self.tta)
+        with model_threads(self.threads if self.device.type == "cpu" else None):
+            logits = predict_logits(self.model, x.to(self.device), normalizer=self.normalizer,
+                                    batch_size=self.batch_size, precision=self.precision,
+                                    channels_last=self.channels_last, tta=self.tta)
         if self.imagenet_weight and sources is not None:
             if len(sources) != len(logits):
                 raise ConfigError(f"photos= names {len(sources)} photos for {len(logits)} images")

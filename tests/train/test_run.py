@@ -42,3 +42,28 @@ def _record_threads(seen):
         return real(*a, **kw)
 
     return forward
+
+
+def test_numpy_models_predict_with_their_own_thread_count(tiny_dataset, monkeypatch, tmp_path):
+    """Loading a checkpoint applies the model's registered CPU threads to its forward only;
+    threads= given explicitly wins."""
+    import torch
+
+    import fashionbench as fb
+    from fashionbench.train.run import train_run
+
+    train_run(TrainConfig(model="numpy_mlp", epochs=1, batch_size=64, device="cpu", precision="fp32"),
+              dataset=tiny_dataset, run_dir=tmp_path / "run", outputs=())
+    seen = []
+    monkeypatch.setattr("fashionbench.models.numpy_mlp.forward_np", _record_threads(seen))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        images = tiny_dataset.test_images[:8]
+        assert len(fb.load(tmp_path / "run").predict(images)) == 8
+        assert set(seen) == {1} and torch.get_num_threads() == 2
+        seen.clear()
+        fb.load(tmp_path / "run", threads=2).predict(images)
+        assert set(seen) == {2}
+    finally:
+        torch.set_num_threads(before)

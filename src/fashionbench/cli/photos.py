@@ -50,7 +50,8 @@ def _predictor(args: argparse.Namespace):
         raise ConfigError(f"--top-k must be at least 1, got {args.top_k}")
     set_threads(args.threads)
     predictor = api.load(args.checkpoint, device=args.device, precision=args.precision, tta=args.tta,
-                         batch_size=args.batch_size, photo_method=args.method, imagenet_weight=args.imagenet_prior)
+                         batch_size=args.batch_size, photo_method=args.method, imagenet_weight=args.imagenet_prior,
+                         threads=args.threads)
     if args.unknown_threshold is not None:
         if not 0 <= args.unknown_threshold <= 1:
             raise ConfigError(f"--unknown-threshold must be in [0, 1], got {args.unknown_threshold}")
