@@ -32,12 +32,12 @@ from torch.utils.data import DataLoader, TensorDataset
 from fashionbench.data.normalize import Normalization
 from fashionbench.data.sources import load_dataset
 from fashionbench.inference import predict_logits
+from fashionbench.layout import PROBE_BATCH, choose_layout
 from fashionbench.models import create_model
-from fashionbench.models.registry import uses_conv
 from fashionbench.train.callbacks import Callback
 from fashionbench.train.recipes import recipe_train_config
 from fashionbench.train.run import train_run
-from fashionbench.utils import machine_description, resolve_precision
+from fashionbench.utils import machine_description
 
 THRESHOLDS = (0.90, 0.92, 0.93, 0.94, 0.95)
 
@@ -45,17 +45,21 @@ THRESHOLDS = (0.90, 0.92, 0.93, 0.94, 0.95)
 class TestEveryEpoch(Callback):
     """Test accuracy (with the recipe's TTA) after each epoch, timed apart from training."""
 
-    def __init__(self, ds, normalizer: Normalization, precision: str, tta: list[str], only_epoch: int | None = None):
-        self.ds, self.normalizer, self.precision, self.tta = ds, normalizer, precision, tta
+    def __init__(self, ds, normalizer: Normalization, cfg, only_epoch: int | None = None):
+        self.ds, self.normalizer, self.cfg, self.tta = ds, normalizer, cfg, cfg.tta
         self.only_epoch = only_epoch
         self.points: list[dict] = []
+        self.layout = None
 
     def on_epoch_end(self, state, row) -> None:
         if self.only_epoch is not None and state.epoch != self.only_epoch:
             return
+        if self.layout is None:  # the layout the run trains with: the same question, answered from the cache
+            sample = torch.zeros(min(self.cfg.batch_size, PROBE_BATCH), 1, 28, 28)
+            self.layout = choose_layout(self.model, sample, torch.device("cpu"), precision=self.cfg.precision)
         t0 = time.perf_counter()
-        logits = predict_logits(self.model, self.ds.test_images, normalizer=self.normalizer, precision=self.precision,
-                                channels_last=uses_conv(self.model), tta=self.tta)
+        logits = predict_logits(self.model, self.ds.test_images, normalizer=self.normalizer,
+                                precision=self.layout.precision, channels_last=self.layout.channels_last, tta=self.tta)
         acc = (logits.argmax(1) == self.ds.test_labels).float().mean().item()
         self.points.append({"epoch": state.epoch, "train_seconds": state.train_seconds,
                             "tta_seconds": time.perf_counter() - t0, "accuracy": acc})
@@ -65,8 +69,7 @@ class TestEveryEpoch(Callback):
 def run_recipe(recipe: str, seed: int, ds, final_only: bool = False) -> list[dict]:
     cfg = recipe_train_config(recipe).replace(seed=seed, device="cpu")
     normalizer = Normalization.fit(cfg.normalize, ds.train_images)  # val_fraction 0: the whole training set
-    cb = TestEveryEpoch(ds, normalizer, resolve_precision(cfg.precision, torch.device("cpu")), cfg.tta,
-                        only_epoch=cfg.epochs if final_only else None)
+    cb = TestEveryEpoch(ds, normalizer, cfg, only_epoch=cfg.epochs if final_only else None)
     with tempfile.TemporaryDirectory() as tmp:
         train_run(cfg, Path(tmp) / "run", dataset=ds, callbacks=[cb])
     return [{**p, "seconds": p["train_seconds"] + p["tta_seconds"]} for p in cb.points]

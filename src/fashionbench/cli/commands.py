@@ -36,7 +36,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     m = result.metrics
     ranks = f", {m['distributed']['world_size']} processes" if m.get("distributed") else ""
     print(f"model {m['model']}: test accuracy {100 * m['test_accuracy']:.2f}% after {m['epochs']} epochs, "
-          f"{m['train_seconds']:.1f} s training ({m['device']}, {m['precision']}{ranks})")
+          f"{m['train_seconds']:.1f} s training ({m['device']}, {m['precision']}"
+          f"{'+channels_last' if m.get('channels_last') else ''}{ranks})")
     print(f"run folder: {result.run_dir}")
     report = result.run_dir / "report.html"
     if report.is_file():
