@@ -200,7 +200,8 @@ class Predictor:
     def from_model(cls, model: nn.Module, normalizer: Normalization, class_names: Sequence[str], *,
                    device: str | torch.device = "auto", precision: str = "auto", tta: Sequence[str] | str = (),
                    batch_size: int = 1000, info: dict | None = None, temperature: float = 1.0,
-                   photo_method: str = "auto", imagenet_weight: float = 0.0) -> Predictor:
+                   photo_method: str = "auto", imagenet_weight: float = 0.0,
+                   threads: int | None = None) -> Predictor:
         """Wrap an in-memory model, placed on `device` with the precision and memory format that run it
         fastest there (`precision='auto'`: a probe at this batch size, cached; see layout.py)."""
         dev = device if isinstance(device, torch.device) else resolve_device(device)
@@ -210,7 +211,7 @@ class Predictor:
         model, channels_last = place_model(model, dev, layout.channels_last)
         return cls(model, normalizer, list(class_names), dev, layout.precision, channels_last,
                    parse_tta(tta), batch_size, dict(info or {}), float(temperature), photo_method,
-                   imagenet_weight=imagenet_weight)
+                   imagenet_weight=imagenet_weight, threads=threads)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path | dict, *, device: str = "auto", precision: str = "auto",
@@ -234,12 +235,10 @@ class Predictor:
         info = {"model": ckpt["model"], "epoch": ckpt.get("epoch"), "path": ckpt["path"], "config": cfg}
         if threads is None and ckpt["model"] in list_models():
             threads = model_info(ckpt["model"]).cpu_threads
-        predictor = cls.from_model(model, Normalization.from_dict(ckpt["normalization"]), ckpt["class_names"],
+        return cls.from_model(model, Normalization.from_dict(ckpt["normalization"]), ckpt["class_names"],
                               device=device, precision=precision, tta=cfg.get("tta", []) if tta is None else tta,
                               batch_size=batch_size, info=info, temperature=ckpt.get("temperature") or 1.0,
-                              photo_method=photo_method, imagenet_weight=imagenet_weight)
-        predictor.threads = threads
-        return predictor
+                              photo_method=photo_method, imagenet_weight=imagenet_weight, threads=threads)
 
     @classmethod
     def from_onnx(cls, path: str | Path, *, tta: Sequence[str] | str | None = None, batch_size: int = 1000,
