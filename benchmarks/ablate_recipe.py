@@ -36,6 +36,11 @@ VARIANTS = {
     "no-tta": ("all test-time augmentation", {"tta": []}),
     "fp32": ("bf16 autocast (fp32 instead)", {"precision": "fp32"}),
     "cosine": ("linear decay (cosine instead)", {"schedule": "cosine"}),
+    # progressive resizing; the ramp's end scales with the recipe's epochs
+    "progressive-16": ("full-size images throughout (16 px growing to 28 over the first 70% of the epochs)",
+                       lambda cfg: {"resize_min": 16, "resize_end": round(0.7 * cfg.epochs)}),
+    "progressive-20": ("full-size images throughout (20 px growing to 28 over the first half of the epochs)",
+                       lambda cfg: {"resize_min": 20, "resize_end": round(0.5 * cfg.epochs)}),
 }
 
 
@@ -54,7 +59,7 @@ def main(argv=None) -> int:
     print("|---|---|---|---|---|---|")
     for name in args.variants or list(VARIANTS):
         what, changes = VARIANTS[name]
-        changes = dict(changes)
+        changes = dict(changes(base) if callable(changes) else changes)
         if "model_args" in changes:
             changes["model_args"] = {**base.model_args, **changes["model_args"]}
         accs, train_s, tta_s = [], [], []

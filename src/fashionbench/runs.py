@@ -123,7 +123,10 @@ def write_metrics(run_dir: Path, metrics: dict) -> None:
 
 
 def write_history(run_dir: Path, history: list[dict], batches: list[dict]) -> None:
-    atomic_write_text(run_dir / HISTORY, csv_text(history, HISTORY_COLUMNS))
+    columns = HISTORY_COLUMNS
+    if any("image_size" in row for row in history):  # progressive resizing: the side trained on, before the timings
+        columns = [*HISTORY_COLUMNS[:-2], "image_size", *HISTORY_COLUMNS[-2:]]
+    atomic_write_text(run_dir / HISTORY, csv_text(history, columns))
     atomic_write_text(run_dir / BATCHES, csv_text(batches, BATCH_COLUMNS))
 
 

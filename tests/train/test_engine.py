@@ -6,8 +6,10 @@ import torch
 
 from fashionbench.checkpoint import load_checkpoint
 from fashionbench.errors import CheckpointError, ConfigError
+from fashionbench.models.fast import FastNet
 from fashionbench.train import callbacks as callbacks_mod
 from fashionbench.train.config import TrainConfig, validate
+from fashionbench.train.engine import progressive_sizes
 from fashionbench.train.optim import build_loss, build_optimizer, build_scheduler, lr_factor
 from fashionbench.train.run import train_run
 
@@ -43,25 +45,29 @@ class Interrupt(Exception):
     pass
 
 
+def interrupted_then_resumed(c: TrainConfig, run_dir, dataset, monkeypatch, after_epoch: int) -> dict:
+    """Train `c` into run_dir, crash after `after_epoch` epochs, resume: the resumed run's metrics."""
+    original = callbacks_mod.RunWriter.on_epoch_end
+
+    def crash(self, state, row):
+        original(self, state, row)
+        if state.epoch == after_epoch:
+            raise Interrupt
+
+    monkeypatch.setattr(callbacks_mod.RunWriter, "on_epoch_end", crash)
+    with pytest.raises(Interrupt):
+        train_run(c, run_dir, dataset=dataset)
+    monkeypatch.setattr(callbacks_mod.RunWriter, "on_epoch_end", original)
+    return train_run(c, run_dir, dataset=dataset, resume=True).metrics
+
+
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_resume_equals_uninterrupted(tiny_dataset, tmp_path, monkeypatch, precision):
     c = cfg(model="cnn_002", epochs=3, schedule="cosine", augment=["flip", "translate", "random-erasing"],
             optimizer="sgd", lr=0.05, nesterov=True, precision=precision, lookahead=True, lookahead_every=2,
             bias_lr_scale=4.0)
     full = train_run(c, tmp_path / "full", dataset=tiny_dataset).metrics
-
-    original = callbacks_mod.RunWriter.on_epoch_end
-
-    def crash_after_two(self, state, row):
-        original(self, state, row)
-        if state.epoch == 2:
-            raise Interrupt
-
-    monkeypatch.setattr(callbacks_mod.RunWriter, "on_epoch_end", crash_after_two)
-    with pytest.raises(Interrupt):
-        train_run(c, tmp_path / "cut", dataset=tiny_dataset)
-    monkeypatch.setattr(callbacks_mod.RunWriter, "on_epoch_end", original)
-    resumed = train_run(c, tmp_path / "cut", dataset=tiny_dataset, resume=True).metrics
+    resumed = interrupted_then_resumed(c, tmp_path / "cut", tiny_dataset, monkeypatch, after_epoch=2)
 
     assert resumed["test_accuracy"] == full["test_accuracy"] and resumed["test_loss"] == full["test_loss"]
     a = torch.load(tmp_path / "full" / "last.pt", weights_only=True)["state_dict"]
@@ -130,6 +136,10 @@ def test_weights_of_another_model_rejected(tiny_dataset, tmp_path):
     (dict(optimizer="lion"), "unknown optimizer"),
     (dict(tta=["rotate"]), "unknown --tta"),
     (dict(freeze="features"), "starting weights"),
+    (dict(resize_min=4, resize_end=2), "--resize-min must be a whole number of pixels, at least 8"),
+    (dict(resize_min=16.5, resize_end=2), "--resize-min must be a whole number"),
+    (dict(resize_min=16, resize_end=5), r"--resize-end must be an epoch between 0 and --epochs \(3\)"),
+    (dict(resize_min=16, resize_start=2, resize_end=1), "--resize-start .* must not come after --resize-end"),
 ])
 def test_impossible_configs(kw, match):
     with pytest.raises(ConfigError, match=match):
@@ -170,3 +180,34 @@ def test_every_per_batch_schedule_runs(schedule):
     assert per_batch and all(lr >= 0 for lr in lrs)
     if schedule in ("cosine", "onecycle", "linear"):
         assert lrs[-1] < max(lrs)
+
+
+def test_progressive_sizes_ramp():
+    assert progressive_sizes(10, 28, None, 0, 5) is None and progressive_sizes(10, 28, 28, 0, 5) is None
+    assert progressive_sizes(6, 28, 16, 0, 4) == [16, 20, 22, 26, 28, 28]
+    assert progressive_sizes(6, 28, 16, 2, 4) == [16, 16, 16, 22, 28, 28]  # held, then linear, in steps of 2
+    assert progressive_sizes(3, 28, 17, 3, 3) == [28, 28, 28]  # no ramp length: full size from epoch start
+    assert progressive_sizes(4, 28, 12, 4, 4) == [28, 28, 28, 28]
+
+
+def test_progressive_resizing_trains_on_smaller_images_and_resumes_exactly(tiny_dataset, tmp_path, monkeypatch):
+    c = cfg(model="fastnet", model_args={"widths": [8, 16, 16], "whiten_stride": 2, "pools": [True, True, False]},
+            epochs=3, optimizer="sgd", lr=0.05, augment=["flip"], resize_min=16, resize_end=2)
+    seen: list[int] = []
+    original_forward = FastNet.forward
+
+    def recording_forward(self, x):
+        if self.training:
+            seen.append(x.shape[-1])
+        return original_forward(self, x)
+
+    monkeypatch.setattr(FastNet, "forward", recording_forward)
+    full = train_run(c, tmp_path / "full", dataset=tiny_dataset).metrics
+    steps = math.ceil(540 / 64)
+    # training sees 16, 22, then 28 px; the probe, calibration and test see the images as they are
+    assert [seen.count(s) for s in (16, 22, 28)] == [steps, steps, steps]
+    history = (tmp_path / "full" / "history.csv").read_text().splitlines()
+    assert history[0].endswith(",lr,image_size,seconds,elapsed")
+    assert [row.split(",")[-3] for row in history[1:]] == ["16", "22", "28"]
+    resumed = interrupted_then_resumed(c, tmp_path / "cut", tiny_dataset, monkeypatch, after_epoch=1)
+    assert resumed["test_accuracy"] == full["test_accuracy"] and resumed["test_loss"] == full["test_loss"]

@@ -81,6 +81,11 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     add_data_args(g)
     g.add_argument("--augment", help="none or a '+'-joined list: flip, translate, random-resized-crop, rotation, "
                    "random-erasing")
+    g.add_argument("--resize-min", type=int, metavar="PIXELS", help="progressive resizing: train the first epochs "
+                   "on PIXELS x PIXELS images, growing to full size between --resize-start and --resize-end")
+    g.add_argument("--resize-start", type=float, metavar="EPOCH", help="epoch at which the images start to grow "
+                   "(default 0)")
+    g.add_argument("--resize-end", type=float, metavar="EPOCH", help="epoch from which the images are full size")
     g.add_argument("--normalize", choices=["standardize", "minmax", "per-pixel"])
     g.add_argument("--val-fraction", type=float, help="stratified validation holdout (default 0.1)")
     g.add_argument("--data-fraction", type=float, help="train on a stratified fraction of the training set")

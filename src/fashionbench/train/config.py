@@ -50,6 +50,9 @@ class TrainConfig:
     step_epochs: int = 10
     gamma: float = 0.1
     augment: list[str] = field(default_factory=list)
+    resize_min: int | None = None  # progressive resizing: the training images' side in the first epochs
+    resize_start: float = 0.0  # epoch at which the side starts growing from resize_min ...
+    resize_end: float = 0.0  # ... to reach the dataset's own size at this epoch
     normalize: str = "standardize"
     val_fraction: float = 0.1
     data_fraction: float = 1.0
@@ -169,6 +172,15 @@ def validate(cfg: TrainConfig) -> None:
         value = getattr(cfg, name)
         need(isinstance(value, int) and not isinstance(value, bool),
              f"--{name.replace('_', '-')} must be a whole number, got {value!r}")
+    need(cfg.resize_min is None or (isinstance(cfg.resize_min, int) and not isinstance(cfg.resize_min, bool)
+                                    and cfg.resize_min >= 8),
+         f"--resize-min must be a whole number of pixels, at least 8, got {cfg.resize_min!r}")
+    for name in ("resize_start", "resize_end"):
+        value = getattr(cfg, name)
+        need(isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= cfg.epochs,
+             f"--{name.replace('_', '-')} must be an epoch between 0 and --epochs ({cfg.epochs}), got {value!r}")
+    need(cfg.resize_start <= cfg.resize_end, f"--resize-start ({cfg.resize_start}) must not come after --resize-end "
+         f"({cfg.resize_end})")
     need(isinstance(cfg.model_args, dict), f"model_args must be an object of name: value, got {cfg.model_args!r}")
     need(cfg.epochs >= 1, f"--epochs must be at least 1, got {cfg.epochs}")
     need(cfg.photos_repeat >= 1, f"--photos-repeat must be at least 1, got {cfg.photos_repeat}")

@@ -103,11 +103,25 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch) % (2**63)
 
 
+def progressive_sizes(epochs: int, full: int, min_size: int | None, start: float, end: float) -> list[int] | None:
+    """Image side per epoch for progressive resizing (FFCV's ramp): `min_size` until epoch `start`,
+    then growing linearly to `full` at epoch `end`, in steps of 2 pixels; None without a ramp."""
+    if not min_size or min_size >= full:
+        return None
+    sizes = []
+    for e in range(epochs):
+        t = 1.0 if end <= start else min(max((e - start) / (end - start), 0.0), 1.0)
+        sizes.append(min(full, int((min_size + t * (full - min_size)) / 2 + 0.5) * 2))
+    return sizes
+
+
 def prepare(x_u8: torch.Tensor, normalizer: Normalization, channels_last: bool,
-            augment=None, generator: torch.Generator | None = None) -> torch.Tensor:
+            augment=None, generator: torch.Generator | None = None, size: int | None = None) -> torch.Tensor:
     x = to_float(x_u8)
     if augment is not None:
         x = augment(x, generator)
+    if size is not None and size != x.shape[-1]:  # progressive resizing: early epochs see smaller images
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     x = normalizer(x)
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
@@ -118,8 +132,10 @@ def train_one_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
                     augment=None, scheduler=None, channels_last: bool = False,
                     on_batch: Callable[[dict], None] | None = None, desc: str = "train",
                     drop_last: bool = False, lookahead: Lookahead | None = None,
-                    dist: Distributed | None = None) -> dict:
+                    dist: Distributed | None = None, size: int | None = None) -> dict:
     """One pass over (images, labels) in a seeded random order. Returns mean loss and accuracy.
+
+    `size` resizes the (augmented) images to size x size before the model sees them.
 
     With `dist`, every rank draws the same permutation and trains on its slice of each batch
     (augmented with its own generator); loss and accuracy are summed over the ranks."""
@@ -143,7 +159,7 @@ def train_one_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
         idx = perm[start:start + batch_size]
         if dist is not None:
             idx = dist.shard(idx)
-        x = prepare(images[idx], normalizer, channels_last, augment, aug_generator)
+        x = prepare(images[idx], normalizer, channels_last, augment, aug_generator, size)
         y = labels[idx]
         with autocast(device, precision):
             logits = model(x)
@@ -196,8 +212,12 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], val: tuple[t
         seed: int, precision: str = "fp32", augment=None, scheduler=None, per_batch_schedule: bool = True,
         channels_last: bool = False, monitor: str = "val_loss", eval_batch_size: int = 1000,
         callbacks: Sequence = (), state: TrainState | None = None, drop_last: bool = False,
-        lookahead: Lookahead | None = None, dist: Distributed | None = None) -> TrainState:
+        lookahead: Lookahead | None = None, dist: Distributed | None = None,
+        sizes: Sequence[int] | None = None) -> TrainState:
     """Train for `epochs` (from `state.epoch` when resuming), calling callbacks at each event.
+
+    `sizes` gives the training images' side per epoch (progressive resizing); validation and
+    test always see the images as they are.
 
     `model` may be a distributed wrapper (with `dist` saying this rank's place); callbacks, hooks,
     validation and the kept best weights see the model inside it, so saved weights never carry a
@@ -228,7 +248,7 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], val: tuple[t
                                  normalizer=normalizer, generator=generator, precision=precision, augment=augment,
                                  scheduler=scheduler if per_batch_schedule else None, channels_last=channels_last,
                                  on_batch=on_batch, desc=f"epoch {e + 1}/{epochs}", drop_last=drop_last,
-                                 lookahead=lookahead, dist=dist)
+                                 lookahead=lookahead, dist=dist, size=sizes[e] if sizes else None)
         except DivergedError as err:
             raise DivergedError(f"{err} of epoch {e + 1}", e + 1, err.step) from None
         if lookahead is not None and e + 1 == epochs:
@@ -237,6 +257,8 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], val: tuple[t
             dist.broadcast_buffers(base)
         row = {"epoch": e + 1, "train_loss": tr["loss"], "train_accuracy": tr["accuracy"],
                "val_loss": math.nan, "val_accuracy": math.nan, "lr": lr}
+        if sizes:
+            row["image_size"] = sizes[e]
         if val is not None and len(val[0]):
             ev = evaluate(base, *val, normalizer=normalizer, loss_fn=loss_fn, batch_size=eval_batch_size,
                           precision=precision, channels_last=channels_last)

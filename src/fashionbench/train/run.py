@@ -36,7 +36,7 @@ from ..utils import machine_description, resolve_device, resolve_precision, seed
 from .callbacks import EarlyStopping, RunWriter
 from .config import TrainConfig, validate
 from .distributed import Distributed
-from .engine import DivergedError, Lookahead, LossFn, TrainState, evaluate, fit
+from .engine import DivergedError, Lookahead, LossFn, TrainState, evaluate, fit, progressive_sizes
 from .optim import build_loss, build_optimizer, build_scheduler, head_prefixes, param_groups
 from .resume import load_run_config, restore
 
@@ -241,7 +241,9 @@ def fit_run(s: RunSetup, *, run_dir: Path | None = None, callbacks: Sequence = (
                     precision=s.precision, augment=build_augment(cfg.augment), scheduler=s.scheduler,
                     per_batch_schedule=s.per_batch_schedule, channels_last=s.channels_last,
                     monitor=cfg.resolved_monitor, eval_batch_size=cfg.eval_batch_size, callbacks=cbs,
-                    state=s.state, drop_last=cfg.drop_last, lookahead=s.lookahead, dist=dist)
+                    state=s.state, drop_last=cfg.drop_last, lookahead=s.lookahead, dist=dist,
+                    sizes=progressive_sizes(cfg.epochs, s.train[0].shape[-1], cfg.resize_min, cfg.resize_start,
+                                            cfg.resize_end))
     except DivergedError as e:
         kept = ""
         if run_dir is not None and (run_dir / runs.LAST).is_file():
