@@ -140,6 +140,7 @@ def test_weights_of_another_model_rejected(tiny_dataset, tmp_path):
     (dict(resize_min=16.5, resize_end=2), "--resize-min must be a whole number"),
     (dict(resize_min=16, resize_end=5), r"--resize-end must be an epoch between 0 and --epochs \(3\)"),
     (dict(resize_min=16, resize_start=2, resize_end=1), "--resize-start .* must not come after --resize-end"),
+    (dict(resize_min=16), "--resize-min needs --resize-end"),
 ])
 def test_impossible_configs(kw, match):
     with pytest.raises(ConfigError, match=match):
@@ -186,8 +187,8 @@ def test_progressive_sizes_ramp():
     assert progressive_sizes(10, 28, None, 0, 5) is None and progressive_sizes(10, 28, 28, 0, 5) is None
     assert progressive_sizes(6, 28, 16, 0, 4) == [16, 20, 22, 26, 28, 28]
     assert progressive_sizes(6, 28, 16, 2, 4) == [16, 16, 16, 22, 28, 28]  # held, then linear, in steps of 2
-    assert progressive_sizes(3, 28, 17, 3, 3) == [28, 28, 28]  # no ramp length: full size from epoch start
-    assert progressive_sizes(4, 28, 12, 4, 4) == [28, 28, 28, 28]
+    assert progressive_sizes(4, 28, 12, 2, 2) == [12, 12, 28, 28]  # a ramp of no length: a step at epoch 2
+    assert progressive_sizes(3, 28, 17, 3, 3) == [18, 18, 18]  # sides in steps of 2
 
 
 def test_progressive_resizing_trains_on_smaller_images_and_resumes_exactly(tiny_dataset, tmp_path, monkeypatch):
@@ -211,3 +212,9 @@ def test_progressive_resizing_trains_on_smaller_images_and_resumes_exactly(tiny_
     assert [row.split(",")[-3] for row in history[1:]] == ["16", "22", "28"]
     resumed = interrupted_then_resumed(c, tmp_path / "cut", tiny_dataset, monkeypatch, after_epoch=1)
     assert resumed["test_accuracy"] == full["test_accuracy"] and resumed["test_loss"] == full["test_loss"]
+
+
+def test_progressive_resizing_refuses_a_model_that_needs_full_size_images(tiny_dataset, tmp_path):
+    with pytest.raises(ConfigError, match="model mlp_002 does not take 16x16 images .*drop --resize-min"):
+        train_run(cfg(resize_min=16, resize_end=2), tmp_path / "r", dataset=tiny_dataset)
+    assert not (tmp_path / "r").exists()  # refused before training: no half-made run folder is left

@@ -179,6 +179,8 @@ def validate(cfg: TrainConfig) -> None:
         value = getattr(cfg, name)
         need(isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= cfg.epochs,
              f"--{name.replace('_', '-')} must be an epoch between 0 and --epochs ({cfg.epochs}), got {value!r}")
+    need(cfg.resize_min is None or cfg.resize_end > 0,
+         "--resize-min needs --resize-end, the epoch from which the images are full size (e.g. 0.7 x --epochs)")
     need(cfg.resize_start <= cfg.resize_end, f"--resize-start ({cfg.resize_start}) must not come after --resize-end "
          f"({cfg.resize_end})")
     need(isinstance(cfg.model_args, dict), f"model_args must be an object of name: value, got {cfg.model_args!r}")

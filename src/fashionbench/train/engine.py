@@ -110,7 +110,7 @@ def progressive_sizes(epochs: int, full: int, min_size: int | None, start: float
         return None
     sizes = []
     for e in range(epochs):
-        t = 1.0 if end <= start else min(max((e - start) / (end - start), 0.0), 1.0)
+        t = 0.0 if e < start else 1.0 if e >= end else (e - start) / (end - start)
         sizes.append(min(full, int((min_size + t * (full - min_size)) / 2 + 0.5) * 2))
     return sizes
 

@@ -36,7 +36,7 @@ from ..utils import machine_description, resolve_device, resolve_precision, seed
 from .callbacks import EarlyStopping, RunWriter
 from .config import TrainConfig, validate
 from .distributed import Distributed
-from .engine import DivergedError, Lookahead, LossFn, TrainState, evaluate, fit, progressive_sizes
+from .engine import DivergedError, Lookahead, LossFn, TrainState, evaluate, fit, prepare, progressive_sizes
 from .optim import build_loss, build_optimizer, build_scheduler, head_prefixes, param_groups
 from .resume import load_run_config, restore
 
@@ -200,6 +200,8 @@ def setup_run(cfg: TrainConfig, *, dataset: Dataset | None = None, split: Split 
         prune_from_checkpoint(cfg.prune_from, model, normalizer.kind)
     elif data_init and hasattr(model, "init_from_data"):  # data-dependent init, e.g. patch whitening
         model.init_from_data(normalizer(to_float(train_x[:5000])))
+    if cfg.resize_min:
+        _check_takes_side(model, prepare(train_x[:2], normalizer, False, size=cfg.resize_min), cfg)
     # the fastest precision and memory format for this model here (a probe, cached); every rank of a
     # distributed run must agree, so those follow the rule
     layout = (rule_layout(model, device, cfg.precision) if wrap else
@@ -221,6 +223,21 @@ def setup_run(cfg: TrainConfig, *, dataset: Dataset | None = None, split: Split 
     return RunSetup(cfg, ds, split, device, precision, normalizer, model, wrap(model) if wrap else model,
                     channels_last, (train_x, train_y), val, optimizer, scheduler, per_batch, lookahead,
                     build_loss(cfg.loss, cfg.label_smoothing), targets=targets)
+
+
+def _check_takes_side(model: torch.nn.Module, x: torch.Tensor, cfg: TrainConfig) -> None:
+    """Progressive resizing needs a model that takes smaller images (one that pools globally)."""
+    was_training = model.training
+    model.eval()  # no BatchNorm statistics move
+    try:
+        with torch.no_grad():
+            model(x)
+    except RuntimeError as e:
+        raise ConfigError(f"--resize-min {cfg.resize_min}: model {cfg.model} does not take {cfg.resize_min}x"
+                          f"{cfg.resize_min} images ({str(e).splitlines()[0]}); progressive resizing needs a model "
+                          "that pools globally, such as fastnet; drop --resize-min") from None
+    finally:
+        model.train(was_training)
 
 
 def fit_run(s: RunSetup, *, run_dir: Path | None = None, callbacks: Sequence = (),
