@@ -7,8 +7,12 @@ log_softmax(logits / T) + w * prior for each --weights; the AUROC of "1 - max co
 probability" separating the unlabelled photos (positives) from the labelled ones; and the
 milliseconds per photo of the prior (decode + preprocess + forward, and preprocess + forward on
 decoded photos) and of the net's Predictor (its photo conversion + forward), for context.
+Several --checkpoint make an ensemble (mean of logits / T). --view item (what predict does) shows
+the prior the square around the item the conversion found, --view centre the photo's centre crop;
+--flip adds the mirror image to the prior's view (logits averaged).
 
-    .venv/bin/python benchmarks/imagenet_prior.py --checkpoint runs/photoA/best.pt
+    .venv/bin/python benchmarks/imagenet_prior.py --checkpoint runs/photo-s0/best.pt \
+        --checkpoint runs/photo-s1/best.pt [--view centre] [--flip]
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ FOLDERS = ("clothing-validation", "catalogue-dev", "footwear-dev")
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--checkpoint", default="runs/photoA/best.pt")
+    ap.add_argument("--checkpoint", action="append", help="a net's checkpoint; repeat for an ensemble")
     ap.add_argument("--root", default=str(Path(__file__).resolve().parents[2] / "shared" / "realphotos"),
                     help="folder holding the three photo sets")
     ap.add_argument("--folders", default=",".join(FOLDERS))
@@ -31,23 +35,28 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--floor", type=float, default=None, help="prior floor (default: the module's)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--per-class", action="store_true", help="also print the prior's recall per class")
+    ap.add_argument("--view", choices=("item", "centre"), default="item", help="what the prior looks at")
+    ap.add_argument("--flip", action="store_true", help="average the prior's logits with its mirror image's")
     args = ap.parse_args(argv)
+    args.checkpoint = args.checkpoint or ["runs/photo-s0/best.pt"]
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
 
     import numpy as np
     import torch
 
-    from fashionbench.data.photos import load_image
+    from fashionbench.data.photos import convert_many, load_image
     from fashionbench.evaluate.photos import photo_metrics, read_labels
     from fashionbench.inference import Predictor
     from fashionbench.models.imagenet_prior import DEFAULT_FLOOR, ImageNetPrior, prior_from_logits
 
     torch.set_num_threads(args.threads)
     floor = DEFAULT_FLOOR if args.floor is None else args.floor
-    prior = ImageNetPrior(device="cpu", floor=floor)
-    predictor = Predictor.from_checkpoint(args.checkpoint, device="cpu")
-    print(f"checkpoint {args.checkpoint}  T {predictor.temperature:.3f}  tta {predictor.tta}  "
-          f"threads {args.threads}  floor {floor}")
+    prior = ImageNetPrior(device="cpu", floor=floor, flip=args.flip)
+    predictors = [Predictor.from_checkpoint(c, device="cpu") for c in args.checkpoint]
+    predictor = predictors[0]
+    print(f"checkpoints {', '.join(args.checkpoint)}  T {', '.join(f'{p.temperature:.3f}' for p in predictors)}  "
+          f"tta {predictor.tta}  threads {args.threads}  floor {floor}  prior view {args.view}"
+          f"{' + mirror' if args.flip else ''}")
     cols = ["prior", "net"] + [f"w={w:g}" for w in args.weights]
     print(f"{'folder':20s} {'lab':>4s} {'unl':>4s}  top-1 %: " + " ".join(f"{c:>6s}" for c in cols)
           + "   AUROC unknown: " + " ".join(f"{c:>6s}" for c in cols[1:]) + "   ms/photo: prior (all, prep+fwd), net")
@@ -61,17 +70,24 @@ def main(argv: list[str] | None = None) -> None:
         lab = y >= 0
 
         start = time.perf_counter()
+        batch, converted, problems = convert_many(paths, predictor.photo_method)
+        if problems:
+            raise SystemExit(f"{folder}: unreadable photos {problems[:3]}")
+        ms_convert = (time.perf_counter() - start) * 1000 / len(paths)
+        boxes = [c.box for c in converted] if args.view == "item" else None
+
+        start = time.perf_counter()
         images = [load_image(p) for p in paths]
         t_fwd = time.perf_counter()
-        logits = prior.imagenet_logits(images)
+        logits = prior.imagenet_logits(images, boxes)
         end = time.perf_counter()
         ms_all = (end - start) * 1000 / len(paths)
         ms_fwd = (end - t_fwd) * 1000 / len(paths)  # preprocess + forward, photos already decoded
         log_prior = prior_from_logits(logits, prior.matrix, floor)
 
         start = time.perf_counter()
-        net = torch.log_softmax(predictor.predict_logits([str(p) for p in paths]) / predictor.temperature, 1)
-        ms_net = (time.perf_counter() - start) * 1000 / len(paths)
+        net = torch.log_softmax(torch.stack([p.predict_logits(batch) / p.temperature for p in predictors]).mean(0), 1)
+        ms_net = (time.perf_counter() - start) * 1000 / len(paths) + ms_convert
         net = net.double().numpy()
         combined = {"prior": log_prior, "net": net}
         for w in args.weights:

@@ -39,7 +39,7 @@ def digits_and_noise(n: int = 500, seed: int = 0) -> np.ndarray:
 
     rng = np.random.default_rng(seed)
     noise = rng.integers(0, 256, (n // 3, 28, 28), dtype=np.uint8)
-    smooth = torch.nn.functional.avg_pool2d(torch.rand(n // 3, 1, 28, 28), 5, 1, 2)[:, 0]
+    smooth = torch.nn.functional.avg_pool2d(torch.from_numpy(rng.random((n // 3, 1, 28, 28), np.float32)), 5, 1, 2)[:, 0]
     smooth = (255 * (smooth - smooth.amin((1, 2), keepdim=True)) / (smooth.amax((1, 2), keepdim=True) -
                                                                      smooth.amin((1, 2), keepdim=True))).byte().numpy()
     font = ImageFont.load_default(size=22)
@@ -107,7 +107,7 @@ def main() -> int:
         rows.append((f"photo ensemble + transfer model{f' + ImageNet prior (w={w:g})' if w else ''}", members,
                      args.method, ",".join(args.photo + args.transfer)))
 
-    converted: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, float, list]] = {}
+    converted: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, float, list, list]] = {}
     for folder in FOLDERS:
         labelled = read_labels(root / folder / "labels.csv")
         for method in dict.fromkeys(r[2] for r in rows):
@@ -115,7 +115,9 @@ def main() -> int:
             batch, conv, problems = convert_many([r.path for r in labelled], method)
             labels = np.array([-1 if r.label is None else r.label for r, c in zip(labelled, conv) if c is not None])
             paths = [r.path for r, c in zip(labelled, conv) if c is not None]
-            converted[folder, method] = (batch, labels, 1000 * (time.perf_counter() - t0) / max(1, len(labelled)), paths)
+            boxes = [c.box for c in conv if c is not None]
+            converted[folder, method] = (batch, labels, 1000 * (time.perf_counter() - t0) / max(1, len(labelled)),
+                                         paths, boxes)
             if problems:
                 print(f"{folder}/{method}: {len(problems)} unreadable: {problems[:3]}", file=sys.stderr)
 
@@ -130,8 +132,9 @@ def main() -> int:
         cells, rec = [], {"step": name, "method": method, "checkpoints": ckpt}
         t = predictors[0].temperature
         for folder in FOLDERS:
-            batch, labels, ms, paths = converted[folder, method]
-            logits = torch.stack([p.predict_logits(batch, photos=paths) / p.temperature for p in predictors]).mean(0)
+            batch, labels, ms, paths, boxes = converted[folder, method]
+            logits = torch.stack([p.predict_logits(batch, photos=paths, boxes=boxes) / p.temperature
+                                  for p in predictors]).mean(0)
             m = photo_metrics(logits, labels, predictors[0].class_names)  # logits already divided by T
             rec[folder] = {"top1": m["top1_accuracy"], "top2": m["top2_accuracy"], "auroc": m["unknown_auroc"],
                            "ms_per_photo": ms}

@@ -263,30 +263,32 @@ class Predictor:
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    def to_images(self, images) -> tuple[torch.Tensor, list | None]:
-        """(N, 28, 28) uint8 and the photos they came from: Fashion-MNIST-style arrays as they are
-        (no photos), photos converted."""
+    def to_images(self, images) -> tuple[torch.Tensor, list | None, list | None]:
+        """(N, 28, 28) uint8, the photos they came from and each item's box in its photo:
+        Fashion-MNIST-style arrays as they are (no photos, no boxes), photos converted."""
         if _is_photo_source(images):
             images = [images]
         if isinstance(images, (list, tuple)) and images and any(_is_photo_source(x) for x in images):
             from .data.photos import convert_many
             from .errors import PhotoError
 
-            batch, _, problems = convert_many(images, self.photo_method)
+            batch, converted, problems = convert_many(images, self.photo_method)
             if problems:
                 name, why = problems[0]
                 more = f" ({len(problems)} of {len(images)} inputs failed)" if len(problems) > 1 else ""
                 raise PhotoError(f"{name}: {why}{more}")
-            return torch.as_tensor(batch), list(images)
-        return as_image_batch(images), None
+            return torch.as_tensor(batch), list(images), [c.box for c in converted]
+        return as_image_batch(images), None, None
 
-    def predict_logits(self, images, *, photos: Sequence | None = None) -> torch.Tensor:
+    def predict_logits(self, images, *, photos: Sequence | None = None, boxes: Sequence | None = None
+                       ) -> torch.Tensor:
         """Logits before the temperature, float32 on the CPU. With the ImageNet prior on and photos
-        given (or passed as `photos`, the originals of 28x28 `images` already converted), the
-        combined logits: this model's plus T * w * log p_imagenet, so that softmax(logits / T) is the
-        weighted geometric mean of both."""
-        x, sources = self.to_images(images)
+        given (or passed as `photos`, the originals of 28x28 `images` already converted, with the
+        items' `boxes` in them from `Converted.box`), the combined logits: this model's plus
+        T * w * log p_imagenet, so that softmax(logits / T) is the weighted geometric mean of both."""
+        x, sources, found = self.to_images(images)
         sources = sources if photos is None else list(photos)
+        boxes = found if photos is None else (None if boxes is None else list(boxes))
         if not len(x):
             return torch.zeros(0, self.num_classes)
         with model_threads(self.threads if self.device.type == "cpu" else None):
@@ -297,11 +299,12 @@ class Predictor:
             if len(sources) != len(logits):
                 raise ConfigError(f"photos= names {len(sources)} photos for {len(logits)} images")
             logits = logits + self.temperature * self.imagenet_weight * torch.as_tensor(
-                self.imagenet_prior(sources), dtype=torch.float32)
+                self.imagenet_prior(sources, boxes), dtype=torch.float32)
         return logits
 
-    def imagenet_prior(self, photos: Sequence) -> np.ndarray:
-        """(N, 10) log-probabilities of EfficientNet-Lite0's ImageNet classes summed into the ten."""
+    def imagenet_prior(self, photos: Sequence, boxes: Sequence | None = None) -> np.ndarray:
+        """(N, 10) log-probabilities of EfficientNet-Lite0's ImageNet classes summed into the ten; with
+        `boxes` (each item's box in its photo, from the conversion) it looks at the item, not the centre."""
         from .data.photos import load_image
         from .models.imagenet_prior import ImageNetPrior
 
@@ -310,7 +313,7 @@ class Predictor:
                               f"{self.num_classes} classes")
         if self._prior is None:
             self._prior = ImageNetPrior(self.device)
-        return self._prior([load_image(p).convert("RGB") for p in photos])
+        return self._prior([load_image(p).convert("RGB") for p in photos], None if boxes is None else list(boxes))
 
     def predict_proba(self, images) -> np.ndarray:
         """Calibrated class probabilities: softmax(logits / temperature)."""

@@ -11,6 +11,7 @@ from PIL import Image
 
 import fashionbench as fb
 from fashionbench.cli import main
+from fashionbench.data.photos import to_fmnist
 from fashionbench.errors import PhotoError
 from fashionbench.evaluate.photos import photo_metrics, read_labels
 from fashionbench.evaluate.stats import fit_temperature
@@ -190,10 +191,18 @@ def test_imagenet_prior_combines_as_a_weighted_geometric_mean(checkpoint, capsys
     pytest.importorskip("efficientnet_lite_pytorch", reason="the [imagenet] extra is not installed")
     photos = [PHOTOS / "pants.jpg", PHOTOS / "t-shirt.jpg"]
     plain, combined = fb.load(checkpoint, device="cpu"), fb.load(checkpoint, device="cpu", imagenet_weight=1.0)
-    prior = combined.imagenet_prior(photos)
+    boxes = [to_fmnist(p).box for p in photos]  # the prior looks at the item the conversion found
+    prior = combined.imagenet_prior(photos, boxes)
     assert prior.shape == (2, 10) and np.allclose(np.exp(prior).sum(1), 1)
+    assert not np.allclose(prior, combined.imagenet_prior(photos), atol=1e-3)  # not the centre crop
     want = torch.log_softmax(plain.predict_logits(photos) / plain.temperature + torch.as_tensor(prior).float(), 1)
-    assert torch.allclose(torch.log(torch.as_tensor(combined.predict_proba(photos))), want, atol=1e-4)
+    # compared as log-probabilities from the logits: the log of a float32 probability far in the tail is coarse
+    assert torch.allclose(torch.log_softmax(combined.predict_logits(photos) / combined.temperature, 1), want, atol=1e-4)
+    assert np.allclose(combined.predict_proba(photos), torch.exp(want).numpy(), atol=1e-6)
+    # converted beforehand: the same logits when the photos and boxes come along
+    images = np.stack([to_fmnist(p).image for p in photos])
+    assert torch.allclose(combined.predict_logits(images, photos=photos, boxes=boxes), combined.predict_logits(photos),
+                          atol=1e-5)
     # Fashion-MNIST arrays have no photo behind them: the prior leaves them alone.
     x = np.zeros((1, 28, 28), np.uint8)
     assert torch.equal(plain.predict_logits(x), combined.predict_logits(x))

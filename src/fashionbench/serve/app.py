@@ -181,7 +181,7 @@ class Classifier:
         except PhotoError as e:
             raise type(e)(str(e).replace(UPLOAD_NAME, filename or "the upload", 1)) from None
         t1 = time.perf_counter()
-        logits = self.predictor.predict_logits(converted.image[None], photos=[data])
+        logits = self.predictor.predict_logits(converted.image[None], photos=[data], boxes=[converted.box])
         rec = self.predictor.describe(logits, self.k)[0]
         t2 = time.perf_counter()
         out = {"filename": filename, "label": rec["label"], "index": rec["index"], "probability": rec["probability"],
