@@ -41,7 +41,20 @@ VARIANTS = {
                        lambda cfg: {"resize_min": 16, "resize_end": round(0.7 * cfg.epochs)}),
     "progressive-20": ("full-size images throughout (20 px growing to 28 over the first half of the epochs)",
                        lambda cfg: {"resize_min": 20, "resize_end": round(0.5 * cfg.epochs)}),
+    # shorter schedules: the warmup keeps its share of the epochs, as the recipes set it
+    **{f"epochs-{e}": (f"the recipe's epochs ({e} instead)", lambda cfg, e=e: _epochs(cfg, e)) for e in (6, 7, 8, 9, 10)},
+    # more steps per epoch; lr and weight decay scaled with the batch as the recipes scale them
+    **{f"batch-{b}": (f"the recipe's batch size ({b} instead)", lambda cfg, b=b: _batch(cfg, b)) for b in (256, 512)},
 }
+
+
+def _batch(cfg, batch_size: int) -> dict:
+    f = batch_size / cfg.batch_size
+    return {"batch_size": batch_size, "lr": cfg.lr * f, "weight_decay": cfg.weight_decay / f}
+
+
+def _epochs(cfg, epochs: int) -> dict:
+    return {"epochs": epochs, "warmup_epochs": round(cfg.warmup_epochs * epochs / cfg.epochs, 3)}
 
 
 def main(argv=None) -> int:
@@ -49,9 +62,12 @@ def main(argv=None) -> int:
     ap.add_argument("--recipe", default="fast-60s")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--variants", nargs="*", choices=list(VARIANTS), help="default: all")
+    ap.add_argument("--epochs", type=int, help="every variant with this many epochs (the warmup keeps its share)")
     args = ap.parse_args(argv)
     ds = load_dataset(allow_download=False)
     base = recipe_train_config(args.recipe)
+    if args.epochs:
+        base = base.replace(**_epochs(base, args.epochs))
     print(f"machine: {machine_description()}, torch {torch.__version__}, "
           f"{time.strftime('%Y-%m-%d')}")
     print(f"command: python benchmarks/ablate_recipe.py {' '.join(argv if argv is not None else sys.argv[1:])}\n")

@@ -23,6 +23,15 @@ def test_every_recipe_is_a_valid_config(name):
     create_model(cfg.model, **cfg.model_args)
 
 
+def test_fast_30s_is_fast_60s_shorter_with_half_the_batch():
+    fast, short = recipe_train_config("fast-60s"), recipe_train_config("fast-30s")
+    assert short.model_args == fast.model_args and short.tta == fast.tta
+    assert (short.epochs, short.batch_size) == (7, 512) and short.epochs < fast.epochs
+    # lr and weight decay follow the batch, the warmup keeps its share of the epochs
+    assert short.lr == pytest.approx(fast.lr / 2) and short.weight_decay == pytest.approx(2 * fast.weight_decay)
+    assert short.warmup_epochs / short.epochs == pytest.approx(fast.warmup_epochs / fast.epochs, abs=1e-3)
+
+
 @pytest.mark.parametrize("stem, sizes", [(STRIDE_2, [14, 7, 3, 3]), (STRIDE_1, [27, 13, 6, 3])])
 def test_stem_sets_each_groups_resolution(stem, sizes):
     # the speed/accuracy trade of the recipes: stride-2 halves the maps before the first group
