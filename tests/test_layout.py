@@ -103,7 +103,9 @@ def test_no_probe_when_there_is_no_choice_or_it_is_off(probing, monkeypatch):
         raise AssertionError("probed")
 
     monkeypatch.setattr(layout, "probe", fail)
+    # a CPU without native bf16, for the probe's candidates and for the rule (utils.resolve_precision)
     monkeypatch.setattr(layout, "cpu_has_fast_bf16", lambda: False)
+    monkeypatch.setattr("fashionbench.utils.cpu_has_fast_bf16", lambda: False)
     assert choose_layout(mlp(), torch.randn(4, 1, 28, 28), CPU) == Layout("fp32", False)
     monkeypatch.setenv(layout.PROBE_ENV, "0")
     assert choose_layout(conv_net(), torch.randn(4, 1, 28, 28), CPU) == Layout("fp32", True)  # the rule

@@ -286,9 +286,11 @@ class Predictor:
         given (or passed as `photos`, the originals of 28x28 `images` already converted, with the
         items' `boxes` in them from `Converted.box`), the combined logits: this model's plus
         T * w * log p_imagenet, so that softmax(logits / T) is the weighted geometric mean of both."""
+        if boxes is not None and photos is None:
+            raise ConfigError("boxes= names the items in photos=; pass the photos with them")
         x, sources, found = self.to_images(images)
-        sources = sources if photos is None else list(photos)
-        boxes = found if photos is None else (None if boxes is None else list(boxes))
+        if photos is not None:  # the photos behind images already converted: their boxes come with them or not at all
+            sources, found = list(photos), None if boxes is None else list(boxes)
         if not len(x):
             return torch.zeros(0, self.num_classes)
         with model_threads(self.threads if self.device.type == "cpu" else None):
@@ -299,7 +301,7 @@ class Predictor:
             if len(sources) != len(logits):
                 raise ConfigError(f"photos= names {len(sources)} photos for {len(logits)} images")
             logits = logits + self.temperature * self.imagenet_weight * torch.as_tensor(
-                self.imagenet_prior(sources, boxes), dtype=torch.float32)
+                self.imagenet_prior(sources, found), dtype=torch.float32)
         return logits
 
     def imagenet_prior(self, photos: Sequence, boxes: Sequence | None = None) -> np.ndarray:

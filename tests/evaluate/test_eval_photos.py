@@ -12,7 +12,7 @@ from PIL import Image
 import fashionbench as fb
 from fashionbench.cli import main
 from fashionbench.data.photos import to_fmnist
-from fashionbench.errors import PhotoError
+from fashionbench.errors import ConfigError, PhotoError
 from fashionbench.evaluate.photos import photo_metrics, read_labels
 from fashionbench.evaluate.stats import fit_temperature
 from fashionbench.inference import unknown_scores
@@ -203,6 +203,8 @@ def test_imagenet_prior_combines_as_a_weighted_geometric_mean(checkpoint, capsys
     images = np.stack([to_fmnist(p).image for p in photos])
     assert torch.allclose(combined.predict_logits(images, photos=photos, boxes=boxes), combined.predict_logits(photos),
                           atol=1e-5)
+    with pytest.raises(ConfigError, match="pass the photos with them"):
+        combined.predict_logits(images, boxes=boxes)
     # Fashion-MNIST arrays have no photo behind them: the prior leaves them alone.
     x = np.zeros((1, 28, 28), np.uint8)
     assert torch.equal(plain.predict_logits(x), combined.predict_logits(x))

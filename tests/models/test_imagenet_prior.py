@@ -108,15 +108,17 @@ def test_flip_averages_the_view_and_its_mirror_image(photos, reference):
 
 
 def test_item_view_is_the_square_around_the_box_padded_with_the_border_colour():
-    a = np.full((100, 200, 3), (200, 10, 10), np.uint8)  # red background, landscape
-    a[40:60, 150:190] = (0, 0, 255)  # a blue item 40 wide, 20 high, near the right edge
-    view = np.asarray(ip.item_view(Image.fromarray(a), (150, 40, 190, 60), margin=0.25))
-    assert view.shape == (60, 60, 3)  # the longer side 40 plus 25% of it on each side
-    assert (view[20:40, 10:50] == (0, 0, 255)).all()  # the item, centred
-    assert (view[:, 50:] == (200, 10, 10)).all()  # past the frame's right edge: the border's colour
-    assert (view[:20] == (200, 10, 10)).all()
+    a = np.full((100, 200, 3), (200, 10, 10), np.uint8)  # red inside a gray ring: padding and photo differ
+    a[:4], a[-4:], a[:, :4], a[:, -4:] = (90, 90, 90), (90, 90, 90), (90, 90, 90), (90, 90, 90)
+    a[40:60, 160:196] = (0, 0, 255)  # a blue item 36 wide, 20 high, near the right edge
+    view = np.asarray(ip.item_view(Image.fromarray(a), (160, 40, 196, 60), margin=0.25))
+    assert view.shape == (54, 54, 3)  # the longer side 36 plus 25% of it on each side
+    assert (view[17:37, 9:45] == (0, 0, 255)).all()  # the item, centred
+    assert (view[:, 50:] == (90, 90, 90)).all()  # past the frame's right edge (x >= 200): the border's colour
+    assert (view[:5, :40] == (200, 10, 10)).all()  # above the item: the photo itself
     whole = Image.fromarray(a)
-    assert ip.item_view(whole, None).size == whole.size and ip.item_view(whole, (5, 5, 5, 9)).size == whole.size
+    for box in (None, (5, 5, 5, 9), (0, 0, 200, 100), (1, 0, 199, 100)):  # no item, empty, the whole frame
+        assert np.array_equal(np.asarray(ip.item_view(whole, box)), a)
 
 
 def test_boxes_change_what_the_prior_sees(prior, photos):
