@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from fashionbench.data.sources import load_dataset
-from fashionbench.train.recipes import recipe_train_config
+from fashionbench.train.config import resolve_config
 from fashionbench.train.run import train_run
 from fashionbench.utils import machine_description
 
@@ -41,8 +41,8 @@ VARIANTS = {
                        lambda cfg: {"resize_min": 16, "resize_end": round(0.7 * cfg.epochs)}),
     "progressive-20": ("full-size images throughout (20 px growing to 28 over the first half of the epochs)",
                        lambda cfg: {"resize_min": 20, "resize_end": round(0.5 * cfg.epochs)}),
-    # shorter schedules: the warmup keeps its share of the epochs, as the recipes set it
-    **{f"epochs-{e}": (f"the recipe's epochs ({e} instead)", lambda cfg, e=e: _epochs(cfg, e)) for e in (6, 7, 8, 9, 10)},
+    # shorter schedules (resolve_config scales the warmup with the epochs, as `train --epochs` does)
+    **{f"epochs-{e}": (f"the recipe's epochs ({e} instead)", {"epochs": e}) for e in (6, 7, 8, 9, 10)},
     # more steps per epoch; lr and weight decay scaled with the batch as the recipes scale them
     **{f"batch-{b}": (f"the recipe's batch size ({b} instead)", lambda cfg, b=b: _batch(cfg, b)) for b in (256, 512)},
 }
@@ -53,10 +53,6 @@ def _batch(cfg, batch_size: int) -> dict:
     return {"batch_size": batch_size, "lr": cfg.lr * f, "weight_decay": cfg.weight_decay / f}
 
 
-def _epochs(cfg, epochs: int) -> dict:
-    return {"epochs": epochs, "warmup_epochs": round(cfg.warmup_epochs * epochs / cfg.epochs, 3)}
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--recipe", default="fast-60s")
@@ -65,9 +61,7 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, help="every variant with this many epochs (the warmup keeps its share)")
     args = ap.parse_args(argv)
     ds = load_dataset(allow_download=False)
-    base = recipe_train_config(args.recipe)
-    if args.epochs:
-        base = base.replace(**_epochs(base, args.epochs))
+    base = resolve_config(recipe=args.recipe, overrides={"epochs": args.epochs})
     print(f"machine: {machine_description()}, torch {torch.__version__}, "
           f"{time.strftime('%Y-%m-%d')}")
     print(f"command: python benchmarks/ablate_recipe.py {' '.join(argv if argv is not None else sys.argv[1:])}\n")
@@ -75,13 +69,12 @@ def main(argv=None) -> int:
     print("|---|---|---|---|---|---|")
     for name in args.variants or list(VARIANTS):
         what, changes = VARIANTS[name]
-        changes = dict(changes(base) if callable(changes) else changes)
-        if "model_args" in changes:
-            changes["model_args"] = {**base.model_args, **changes["model_args"]}
+        changes = changes(base) if callable(changes) else changes
+        cfg = resolve_config(recipe=args.recipe, overrides={"epochs": args.epochs, **changes})
         accs, train_s, tta_s = [], [], []
         for seed in args.seeds:
             with tempfile.TemporaryDirectory() as tmp:
-                m = train_run(base.replace(seed=seed, device="cpu", **changes), Path(tmp) / "run", dataset=ds).metrics
+                m = train_run(cfg.replace(seed=seed, device="cpu"), Path(tmp) / "run", dataset=ds).metrics
             accs.append(100 * m["test_accuracy"])
             train_s.append(m["train_seconds"])
             tta_s.append(m["test_seconds"])
