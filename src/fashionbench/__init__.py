@@ -25,7 +25,7 @@ FASHION_CLASSES = (
 
 _API = ("ablate", "boost", "compare", "cross_validate", "evaluate_photos", "list_models", "list_recipes", "load",
         "make_config", "predict_photos", "report", "reproduce", "resume", "sweep")
-_CLASSES = {"Predictor": "inference", "RunResult": "train.run", "TrainConfig": "train.config",
+_CLASSES = {"Predictor": "inference", "RunResult": "train.testing", "TrainConfig": "train.config",
             "Dataset": "data.sources", "FashionbenchError": "errors"}
 _PACKAGES = ("datasets", "train", "evaluate")  # train and evaluate are callable: fashionbench.train(...)
 

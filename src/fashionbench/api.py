@@ -18,7 +18,8 @@ from .data.sources import Dataset, dataset_args, load_dataset
 from .errors import ConfigError
 from .inference import Predictor
 from .train.config import TrainConfig, resolve_config
-from .train.run import OUTPUTS, RunResult, default_run_dir, load_run_config, train_run
+from .train.run import OUTPUTS, default_run_dir, load_run_config, train_run
+from .train.testing import RunResult
 from .utils import set_threads
 
 

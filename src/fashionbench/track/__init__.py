@@ -178,7 +178,7 @@ class RunTracker(Callback):
         self.closed = False
 
     def log_result(self, result) -> None:
-        """Final metrics and the run folder's files, from a fashionbench.train.run.RunResult."""
+        """Final metrics and the run folder's files, from a fashionbench.train.testing.RunResult."""
 
     def close(self, status: str = "FINISHED") -> None:
         self.closed = True
