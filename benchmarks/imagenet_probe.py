@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
         net = torch.log_softmax(torch.stack([p.predict_logits(batch) / p.temperature for p in predictors]).mean(0), 1)
         base = net.double().numpy() + prior(photos, boxes)
 
-        def score(logp: np.ndarray) -> str:
+        def score(logp: np.ndarray, y: np.ndarray = y, lab: np.ndarray = lab) -> str:
             logp = torch.log_softmax(torch.as_tensor(logp), 1).numpy()
             top1 = 100 * (logp.argmax(1)[lab] == y[lab]).mean()
             return f"{top1:5.1f}/{roc_auc_score(~lab, -logp.max(1)):.3f}"
