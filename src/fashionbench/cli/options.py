@@ -57,10 +57,14 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("optimization")
     g.add_argument("--epochs", type=int)
     g.add_argument("--batch-size", type=int)
-    g.add_argument("--optimizer", choices=["sgd", "adam", "adamw", "rmsprop"])
+    g.add_argument("--optimizer", choices=["sgd", "adam", "adamw", "rmsprop", "muon"],
+                   help="muon: Muon on the conv filters, SGD (--lr, --momentum) on the rest")
     g.add_argument("--lr", type=float, help="(peak) learning rate")
     g.add_argument("--momentum", type=float, help="momentum for sgd/rmsprop")
-    g.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None, help="Nesterov momentum (sgd)")
+    g.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None,
+                   help="Nesterov momentum (sgd, muon)")
+    g.add_argument("--filter-lr", type=float, help="muon: the conv filters' learning rate (default 0.24)")
+    g.add_argument("--filter-momentum", type=float, help="muon: the conv filters' momentum (default 0.6)")
     g.add_argument("--weight-decay", type=float)
     g.add_argument("--loss", choices=["ce", "nll", "mse", "mae"], help="ce: cross-entropy; nll: log-softmax + "
                    "NLL; mse/mae: softmax vs one-hot")

@@ -36,6 +36,8 @@ class TrainConfig:
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 0.0
+    filter_lr: float = 0.24  # --optimizer muon: the conv filters' lr (airbench's), scheduled like lr
+    filter_momentum: float = 0.6  # --optimizer muon: the conv filters' Nesterov momentum
     loss: str = "ce"
     label_smoothing: float = 0.0
     schedule: str = "constant"
@@ -162,7 +164,7 @@ def validate(cfg: TrainConfig) -> None:
     model_info(cfg.model)  # unknown names fail before any data is loaded
     for name in ("lr", "momentum", "weight_decay", "label_smoothing", "warmup_epochs", "final_lr_factor",
                  "bias_lr_scale", "backbone_lr_scale", "gamma", "val_fraction", "data_fraction", "lookahead_decay",
-                 "teacher_weight"):
+                 "teacher_weight", "filter_lr", "filter_momentum"):
         value = getattr(cfg, name)
         need(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
              f"--{name.replace('_', '-')} must be a finite number, got {value!r}")
@@ -217,7 +219,9 @@ def validate(cfg: TrainConfig) -> None:
          f"--prune-from works on FastNet models (fastnet, fastnet_light), not {cfg.model}")
     need(cfg.backbone_lr_scale == 1 or cfg.freeze != "features",
          "--backbone-lr-scale has nothing to scale with --freeze features (the backbone does not train); drop one")
-    need(not cfg.nesterov or cfg.optimizer == "sgd", "--nesterov needs --optimizer sgd")
+    need(not cfg.nesterov or cfg.optimizer in ("sgd", "muon"), "--nesterov needs --optimizer sgd or muon")
+    need(cfg.filter_lr > 0, f"--filter-lr must be positive, got {cfg.filter_lr}")
+    need(0 <= cfg.filter_momentum < 1, f"--filter-momentum must be in [0, 1), got {cfg.filter_momentum}")
     need(not cfg.nesterov or cfg.momentum > 0, "--nesterov needs --momentum > 0")
     need(cfg.monitor is None or cfg.monitor in MONITORS, f"--monitor must be one of {', '.join(MONITORS)}")
     need(cfg.warmup_epochs < cfg.epochs, f"--warmup-epochs ({cfg.warmup_epochs}) must be shorter than --epochs "

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "muon")
 LOSSES = ("ce", "nll", "mse", "mae")
 SCHEDULES = ("constant", "step", "cosine", "onecycle", "linear", "plateau")
 
@@ -27,30 +27,47 @@ def head_prefixes(model: torch.nn.Module) -> tuple[str, ...]:
 
 
 def param_groups(model: torch.nn.Module, lr: float, weight_decay: float, bias_lr_scale: float = 1.0,
-                 backbone_lr_scale: float = 1.0) -> list[dict]:
+                 backbone_lr_scale: float = 1.0, filter_lr: float | None = None) -> list[dict]:
     """Trainable parameters grouped by lr: weights, and 1-D parameters (biases, norm scales).
 
     The 1-D group's lr is multiplied by `bias_lr_scale` and its weight decay divided by it, so the
     decay applied per step (lr * wd) is the same in both groups (airbench's convention). With
     `backbone_lr_scale` everything but the classifier head also gets its lr multiplied by it
-    (fine-tuning a pretrained network: the new head learns fast, the features move slowly)."""
+    (fine-tuning a pretrained network: the new head learns fast, the features move slowly). With
+    `filter_lr` the 4-D conv filters form a last group of their own at that lr, no weight decay,
+    marked `orthogonal` (Muon's, `muon.py`)."""
     head = head_prefixes(model) if backbone_lr_scale != 1.0 else ()
+    filters = []
     groups: dict[tuple[float, float], list] = {}
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     # weights before vectors, head before backbone: the first group carries the nominal lr, which is what
     # the training history logs
     for name, p in sorted(trainable, key=lambda np_: (np_[1].ndim < 2, bool(head) and not np_[0].startswith(head))):
+        if filter_lr is not None and p.ndim == 4:
+            filters.append(p)
+            continue
         scale, wd = (bias_lr_scale, weight_decay / bias_lr_scale) if p.ndim < 2 else (1.0, weight_decay)
         if head and not name.startswith(head):
             scale *= backbone_lr_scale
         groups.setdefault((scale, wd), []).append(p)
+    if filter_lr is not None:
+        if not filters:
+            raise ConfigError("--optimizer muon needs a model with trainable conv filters; this one has none")
+        return ([{"params": ps, "lr": lr * scale, "weight_decay": wd} for (scale, wd), ps in groups.items()]
+                + [{"params": filters, "lr": filter_lr, "weight_decay": 0.0, "orthogonal": True}])
     if len(groups) == 1 and next(iter(groups))[0] == 1.0:
         return [{"params": next(iter(groups.values()))}]
     return [{"params": ps, "lr": lr * scale, "weight_decay": wd} for (scale, wd), ps in groups.items()]
 
 
 def build_optimizer(params, name: str, lr: float, momentum: float = 0.9, nesterov: bool = False,
-                    weight_decay: float = 0.0) -> torch.optim.Optimizer:
+                    weight_decay: float = 0.0, filter_momentum: float = 0.6) -> torch.optim.Optimizer:
+    """`muon` expects the filter group of `param_groups(..., filter_lr=)`; its other groups get SGD."""
+    if name == "muon":
+        from .muon import Muon
+
+        return Muon(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay,
+                    matrix_momentum=filter_momentum)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
     if name == "adam":

@@ -1,0 +1,79 @@
+"""Muon (Jordan et al. 2024) for conv filters, SGD with Nesterov momentum for the rest, in one optimizer.
+
+Muon replaces a filter's momentum update by its nearest semi-orthogonal matrix (the update reshaped
+to out x (in * k * k), orthogonalized by a few Newton-Schulz steps), so every direction of the
+filter moves at the same rate; airbench's CIFAR-10 speed-run reached its 94% in 20% fewer epochs
+with it. As there, the filter is renormalised to norm sqrt(out) before each step instead of
+weight decay (BatchNorm follows every conv, so only its direction matters), and the vectors and
+the classifier head keep plain SGD. One optimizer object, so the schedules, lookahead, checkpoints
+and resume treat it like any other: a param group with `orthogonal: True` is Muon's, its own `lr`
+scheduled with the others'.
+"""
+
+from __future__ import annotations
+
+import torch
+
+# the quintic iteration's coefficients from the Muon write-up: they maximise the slope at zero, so
+# a few steps bring every singular value into roughly [0.5, 1.5], which trains as well as exactly 1;
+# 3 as in airbench (5, the write-up's, cost 40% more per step here for nothing measured)
+NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
+NS_STEPS = 3
+
+
+def orthogonalize(mats: list[torch.Tensor], steps: int = NS_STEPS, eps: float = 1e-7) -> list[torch.Tensor]:
+    """(m, n) matrices -> approximately semi-orthogonal ones with the same singular vectors (Newton-Schulz).
+    One at a time: batching them zero-padded measured slower on a 2-core CPU."""
+    a, b, c = NS_COEFFICIENTS
+    out = []
+    for m in mats:
+        x = m.float() if m.shape[0] <= m.shape[1] else m.float().T  # wide: the Gram matrix is the small side
+        x = x / (x.norm() + eps)  # largest singular value <= 1
+        for _ in range(steps):
+            s = x @ x.T
+            x = a * x + (b * s + c * s @ s) @ x
+        out.append((x if m.shape[0] <= m.shape[1] else x.T).to(m.dtype))
+    return out
+
+
+class Muon(torch.optim.Optimizer):
+    """Groups with `orthogonal: True` (4-D conv filters): Muon with `matrix_momentum` (Nesterov).
+    Other groups: SGD, `momentum`, `nesterov` and coupled `weight_decay` as torch.optim.SGD does them."""
+
+    def __init__(self, params, lr: float, momentum: float = 0.85, nesterov: bool = True, weight_decay: float = 0.0,
+                 matrix_momentum: float = 0.6):
+        defaults = {"lr": lr, "momentum": momentum, "nesterov": nesterov, "weight_decay": weight_decay,
+                    "orthogonal": False, "matrix_momentum": matrix_momentum}
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            ortho = group["orthogonal"]
+            mom = group["matrix_momentum"] if ortho else group["momentum"]
+            grads = [p.grad for p in params]
+            if not ortho and group["weight_decay"]:
+                grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
+            bufs = []
+            for p, g in zip(params, grads):
+                state = self.state[p]
+                if "momentum_buffer" not in state:  # zeros: after the first step it is the gradient, as in SGD
+                    state["momentum_buffer"] = torch.zeros_like(g)
+                bufs.append(state["momentum_buffer"])
+            torch._foreach_mul_(bufs, mom)
+            torch._foreach_add_(bufs, grads)
+            steps = torch._foreach_add(grads, bufs, alpha=mom) if group["nesterov"] else bufs
+            if ortho:
+                # the filter's scale is BatchNorm's business: keep its norm at sqrt(out) and step its direction
+                norms = torch.stack(torch._foreach_norm(params)).tolist()
+                torch._foreach_mul_(params, [len(p) ** 0.5 / (n + 1e-12) for p, n in zip(params, norms)])
+                steps = [o.view_as(d) for o, d in zip(orthogonalize([d.reshape(len(d), -1) for d in steps]), steps)]
+            torch._foreach_add_(params, steps, alpha=-group["lr"])
+        return loss
