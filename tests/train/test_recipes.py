@@ -23,13 +23,14 @@ def test_every_recipe_is_a_valid_config(name):
     create_model(cfg.model, **cfg.model_args)
 
 
-def test_fast_30s_is_fast_60s_shorter_with_half_the_batch():
-    fast, short = recipe_train_config("fast-60s"), recipe_train_config("fast-30s")
+@pytest.mark.parametrize("short_name, long_name, epochs", [("fast-30s", "fast-60s", 5), ("fast-90s", "fast-3m", 6)])
+def test_muon_recipes_are_their_sgd_parents_shorter_with_half_the_batch(short_name, long_name, epochs):
+    fast, short = recipe_train_config(long_name), recipe_train_config(short_name)
     assert short.model_args == fast.model_args and short.tta == fast.tta
-    assert (short.epochs, short.batch_size) == (7, 512) and short.epochs < fast.epochs
+    assert (short.epochs, short.batch_size, short.optimizer) == (epochs, 512, "muon") and fast.optimizer == "sgd"
     # lr and weight decay follow the batch, the warmup keeps its share of the epochs
     assert short.lr == pytest.approx(fast.lr / 2) and short.weight_decay == pytest.approx(2 * fast.weight_decay)
-    assert short.warmup_epochs / short.epochs == pytest.approx(fast.warmup_epochs / fast.epochs, abs=1e-3)
+    assert short.warmup_epochs / short.epochs == pytest.approx(fast.warmup_epochs / fast.epochs, abs=0.02)
 
 
 @pytest.mark.parametrize("stem, sizes", [(STRIDE_2, [14, 7, 3, 3]), (STRIDE_1, [27, 13, 6, 3])])

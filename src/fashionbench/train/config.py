@@ -36,8 +36,8 @@ class TrainConfig:
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 0.0
-    filter_lr: float = 0.24  # --optimizer muon: the conv filters' lr (airbench's), scheduled like lr
-    filter_momentum: float = 0.6  # --optimizer muon: the conv filters' Nesterov momentum
+    filter_lr: float = 0.06  # --optimizer muon: the conv filters' lr, scheduled like lr
+    filter_momentum: float = 0.85  # --optimizer muon: the conv filters' Nesterov momentum
     loss: str = "ce"
     label_smoothing: float = 0.0
     schedule: str = "constant"
