@@ -45,10 +45,13 @@ VARIANTS = {
     **{f"epochs-{e}": (f"the recipe's epochs ({e} instead)", {"epochs": e}) for e in (6, 7, 8, 9, 10)},
     # more steps per epoch; lr and weight decay scaled with the batch as the recipes scale them
     **{f"batch-{b}": (f"the recipe's batch size ({b} instead)", lambda cfg, b=b: _batch(cfg, b)) for b in (256, 512)},
-    # Muon on the conv filters (SGD keeps the head and the vectors), at filter lrs around airbench's 0.24
-    "muon": ("SGD on the conv filters (Muon instead, filter lr 0.24)", {"optimizer": "muon"}),
-    **{f"muon-lr{lr:g}": (f"SGD on the conv filters (Muon instead, filter lr {lr:g})",
-                          {"optimizer": "muon", "filter_lr": lr}) for lr in (0.12, 0.4)},
+    # Muon on the conv filters (SGD keeps the head and the vectors); defaults filter lr 0.06, momentum 0.85
+    "muon": ("SGD on the conv filters (Muon instead)", {"optimizer": "muon"}),
+    "sgd": ("Muon on the conv filters (SGD instead, the recipe's momentum and weight decay)", {"optimizer": "sgd"}),
+    "muon-airbench": ("SGD on the conv filters (Muon at airbench's filter lr 0.24 and momentum 0.6)",
+                      {"optimizer": "muon", "filter_lr": 0.24, "filter_momentum": 0.6}),
+    **{f"muon-lr{lr:g}": (f"SGD on the conv filters (Muon, filter lr {lr:g})", {"optimizer": "muon", "filter_lr": lr})
+       for lr in (0.04, 0.09, 0.12)},
     "muon-no-warmup": ("SGD on the conv filters and the warmup (Muon, linear decay from the first step)",
                        {"optimizer": "muon", "warmup_epochs": 0.0}),
     "muon-no-lookahead": ("SGD on the conv filters and the lookahead EMA (Muon without it, as airbench has it)",

@@ -77,6 +77,21 @@ def test_resume_equals_uninterrupted(tiny_dataset, tmp_path, monkeypatch, precis
     assert strip((tmp_path / "full" / "history.csv").read_text()) == strip((tmp_path / "cut" / "history.csv").read_text())
 
 
+def test_muon_trains_and_resumes_exactly(tiny_dataset, tmp_path, monkeypatch):
+    # the filters' momentum buffers live in the optimizer state: a resumed run must replay them
+    c = cfg(model="fastnet", model_args={"widths": [16, 16, 16]}, epochs=3, optimizer="muon", lr=0.1,
+            nesterov=True, momentum=0.85, schedule="linear", warmup_epochs=1, bias_lr_scale=8.0,
+            lookahead=True, lookahead_every=2, precision="fp32")
+    full = train_run(c, tmp_path / "full", dataset=tiny_dataset).metrics
+    resumed = interrupted_then_resumed(c, tmp_path / "cut", tiny_dataset, monkeypatch, after_epoch=2)
+    assert resumed["test_loss"] == full["test_loss"]
+    a = torch.load(tmp_path / "full" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "cut" / "last.pt", weights_only=True)
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    losses = [float(line.split(",")[1]) for line in (tmp_path / "full" / "history.csv").read_text().splitlines()[1:]]
+    assert losses[-1] < losses[0]
+
+
 def test_early_stopping_stops_and_restores_best(tiny_dataset, tmp_path):
     # A learning rate this small cannot move validation accuracy: no improvement after epoch 1.
     c = cfg(epochs=10, lr=1e-12, early_stopping=2, monitor="val_accuracy", restore_best=True)
