@@ -63,8 +63,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--momentum", type=float, help="momentum for sgd/rmsprop")
     g.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None,
                    help="Nesterov momentum (sgd, muon)")
-    g.add_argument("--filter-lr", type=float, help="muon: the conv filters' learning rate (default 0.24)")
-    g.add_argument("--filter-momentum", type=float, help="muon: the conv filters' momentum (default 0.6)")
+    g.add_argument("--filter-lr", type=float, help="muon: the conv filters' learning rate (default 0.06)")
+    g.add_argument("--filter-momentum", type=float, help="muon: the conv filters' momentum (default 0.85)")
     g.add_argument("--weight-decay", type=float)
     g.add_argument("--loss", choices=["ce", "nll", "mse", "mae"], help="ce: cross-entropy; nll: log-softmax + "
                    "NLL; mse/mae: softmax vs one-hot")

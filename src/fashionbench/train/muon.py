@@ -41,7 +41,7 @@ class Muon(torch.optim.Optimizer):
     Other groups: SGD, `momentum`, `nesterov` and coupled `weight_decay` as torch.optim.SGD does them."""
 
     def __init__(self, params, lr: float, momentum: float = 0.85, nesterov: bool = True, weight_decay: float = 0.0,
-                 matrix_momentum: float = 0.6):
+                 matrix_momentum: float = 0.85):
         defaults = {"lr": lr, "momentum": momentum, "nesterov": nesterov, "weight_decay": weight_decay,
                     "orthogonal": False, "matrix_momentum": matrix_momentum}
         super().__init__(params, defaults)

@@ -61,7 +61,7 @@ def param_groups(model: torch.nn.Module, lr: float, weight_decay: float, bias_lr
 
 
 def build_optimizer(params, name: str, lr: float, momentum: float = 0.9, nesterov: bool = False,
-                    weight_decay: float = 0.0, filter_momentum: float = 0.6) -> torch.optim.Optimizer:
+                    weight_decay: float = 0.0, filter_momentum: float = 0.85) -> torch.optim.Optimizer:
     """`muon` expects the filter group of `param_groups(..., filter_lr=)`; its other groups get SGD."""
     if name == "muon":
         from .muon import Muon
