@@ -50,14 +50,14 @@ def param_groups(model: torch.nn.Module, lr: float, weight_decay: float, bias_lr
         if head and not name.startswith(head):
             scale *= backbone_lr_scale
         groups.setdefault((scale, wd), []).append(p)
+    scaled = [{"params": ps, "lr": lr * scale, "weight_decay": wd} for (scale, wd), ps in groups.items()]
     if filter_lr is not None:
         if not filters:
             raise ConfigError("--optimizer muon needs a model with trainable conv filters; this one has none")
-        return ([{"params": ps, "lr": lr * scale, "weight_decay": wd} for (scale, wd), ps in groups.items()]
-                + [{"params": filters, "lr": filter_lr, "weight_decay": 0.0, "orthogonal": True}])
+        return scaled + [{"params": filters, "lr": filter_lr, "weight_decay": 0.0, "orthogonal": True}]
     if len(groups) == 1 and next(iter(groups))[0] == 1.0:
         return [{"params": next(iter(groups.values()))}]
-    return [{"params": ps, "lr": lr * scale, "weight_decay": wd} for (scale, wd), ps in groups.items()]
+    return scaled
 
 
 def build_optimizer(params, name: str, lr: float, momentum: float = 0.9, nesterov: bool = False,

@@ -64,7 +64,6 @@ class RunResult:
                 f"{100 * self.test_accuracy:.2f}% after {self.state.epoch} epochs, run folder {self.run_dir})")
 
 
-
 CALIBRATION_TRAIN_IMAGES = 2000  # without a validation split: a stratified sample of the training images
 
 
