@@ -12,7 +12,11 @@ compares like with like on a shared, noisy machine.
 
 Several recipes share one table; `--final-only` tests our recipes only after their last
 epoch (saves the per-epoch TTA passes; the one-cycle schedule crosses its marks at the end
-anyway); `--peer-seeds` with no value leaves the peer out.
+anyway); `--peer-seeds` with no value leaves the peer out. `--members K` makes each seed an
+ensemble of K runs of the recipe (seeds K*seed .. K*seed+K-1, trained one after the other, as
+`fashionbench evaluate RUN1 RUN2 ...` combines them: the mean of their calibrated probabilities
+with TTA): its time is the members' train + TTA summed, its accuracy the ensemble's after the
+last member (implies --final-only).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from fashionbench.data.sources import load_dataset
 from fashionbench.inference import predict_logits
 from fashionbench.layout import PROBE_BATCH, choose_layout
 from fashionbench.models import create_model
+from fashionbench.models.ensemble import combine_outputs
 from fashionbench.train.callbacks import Callback
 from fashionbench.train.recipes import recipe_train_config
 from fashionbench.train.run import train_run
@@ -49,6 +54,7 @@ class TestEveryEpoch(Callback):
         self.ds, self.normalizer, self.cfg, self.tta = ds, normalizer, cfg, cfg.tta
         self.only_epoch = only_epoch
         self.points: list[dict] = []
+        self.logits = None  # the last tested epoch's
         self.layout = None
 
     def on_epoch_end(self, state, row) -> None:
@@ -61,18 +67,36 @@ class TestEveryEpoch(Callback):
         logits = predict_logits(self.model, self.ds.test_images, normalizer=self.normalizer,
                                 precision=self.layout.precision, channels_last=self.layout.channels_last, tta=self.tta)
         acc = (logits.argmax(1) == self.ds.test_labels).float().mean().item()
+        self.logits = logits
         self.points.append({"epoch": state.epoch, "train_seconds": state.train_seconds,
                             "tta_seconds": time.perf_counter() - t0, "accuracy": acc})
         self.model.train()
 
 
-def run_recipe(recipe: str, seed: int, ds, final_only: bool = False) -> list[dict]:
+def run_recipe(recipe: str, seed: int, ds, final_only: bool = False) -> tuple[list[dict], torch.Tensor]:
+    """(points per tested epoch, the last tested epoch's test logits divided by the run's temperature)."""
     cfg = recipe_train_config(recipe).replace(seed=seed, device="cpu")
     normalizer = Normalization.fit(cfg.normalize, ds.train_images)  # val_fraction 0: the whole training set
     cb = TestEveryEpoch(ds, normalizer, cfg, only_epoch=cfg.epochs if final_only else None)
     with tempfile.TemporaryDirectory() as tmp:
-        train_run(cfg, Path(tmp) / "run", dataset=ds, callbacks=[cb])
-    return [{**p, "seconds": p["train_seconds"] + p["tta_seconds"]} for p in cb.points]
+        result = train_run(cfg, Path(tmp) / "run", dataset=ds, callbacks=[cb])
+    points = [{**p, "seconds": p["train_seconds"] + p["tta_seconds"]} for p in cb.points]
+    return points, cb.logits / result.temperature
+
+
+def run_ensemble(recipe: str, seed: int, ds, members: int) -> list[dict]:
+    """One point: K members trained one after the other, their calibrated probabilities averaged."""
+    outputs, seconds, each = [], 0.0, []
+    for j in range(members):
+        pts, logits = run_recipe(recipe, members * seed + j, ds, final_only=True)
+        outputs.append(logits)
+        seconds += pts[-1]["seconds"]
+        each.append({**pts[-1], "seed": members * seed + j})
+        print(f"    member seed {members * seed + j}: {100 * pts[-1]['accuracy']:.2f}%, {pts[-1]['seconds']:.1f} s",
+              flush=True)
+    acc = (combine_outputs(outputs, "softmax").argmax(1) == ds.test_labels).float().mean().item()
+    return [{"epoch": pts[-1]["epoch"], "seconds": seconds, "train_seconds": seconds, "tta_seconds": 0.0,
+             "accuracy": acc, "members": each}]
 
 
 def run_peer(seed: int, ds, epochs: int) -> list[dict]:
@@ -120,14 +144,22 @@ def main(argv=None) -> int:
     ap.add_argument("--final-only", action="store_true", help="test our recipes after their last epoch only")
     ap.add_argument("--peer-epochs", type=int, default=10)
     ap.add_argument("--peer-seeds", type=int, nargs="*", help="default: the same seeds; none: no peer")
+    ap.add_argument("--members", type=int, default=1, help="each seed an ensemble of this many runs")
     ap.add_argument("--json", help="write all points here")
     args = ap.parse_args(argv)
+    if args.members < 1:
+        ap.error("--members must be at least 1")
     ds = load_dataset(allow_download=False)
     ours: dict[str, dict[int, list[dict]]] = {}
     for recipe in args.recipe:
         ours[recipe] = {}
         for seed in args.seeds:
-            ours[recipe][seed] = pts = run_recipe(recipe, seed, ds, args.final_only)
+            if args.members > 1:
+                ours[recipe][seed] = pts = run_ensemble(recipe, seed, ds, args.members)
+                print(f"  {recipe} x {args.members} seed {seed}: {100 * pts[-1]['accuracy']:.2f}% after "
+                      f"{pts[-1]['seconds']:.1f} s", flush=True)
+                continue
+            ours[recipe][seed] = pts = run_recipe(recipe, seed, ds, args.final_only)[0]
             last = pts[-1]
             print(f"  {recipe} seed {seed}: {100 * last['accuracy']:.2f}% after {last['seconds']:.1f} s "
                   f"(train {last['train_seconds']:.1f} s + TTA {last['tta_seconds']:.1f} s)", flush=True)
@@ -140,7 +172,8 @@ def main(argv=None) -> int:
     print(f"command: python benchmarks/time_to_accuracy.py {' '.join(argv if argv is not None else sys.argv[1:])}")
     for recipe, runs in ours.items():
         final = [pts[-1]["accuracy"] for pts in runs.values()]
-        print(f"{recipe}: final test accuracy {100 * statistics.mean(final):.2f} +- {100 * sd(final):.2f}% "
+        name = f"{recipe} x {args.members} members" if args.members > 1 else recipe
+        print(f"{name}: final test accuracy {100 * statistics.mean(final):.2f} +- {100 * sd(final):.2f}% "
               f"(seeds {args.seeds}: {', '.join(f'{100 * a:.2f}' for a in final)}), "
               f"{statistics.median(p[-1]['seconds'] for p in runs.values()):.1f} s median train + TTA")
     if peer:

@@ -51,6 +51,27 @@ def test_evaluate_matches_training(data, tmp_path):
     assert m["test_accuracy"] == pytest.approx(run.test_accuracy) and m["model"] == "mlp_002"
 
 
+def test_evaluate_several_checkpoints_is_their_ensemble(data, idx_folder, tmp_path, capsys):
+    from fashionbench.cli import main
+
+    runs = [fb.train("mlp_002", epochs=1, device="cpu", data=data, out=tmp_path / f"run{s}", report=False, seed=s)
+            for s in (0, 1)]
+    m = fb.evaluate([tmp_path / "run0", tmp_path / "run1"], data=data, device="cpu")
+    assert m["model"] == "ensemble" and len(m["members"]) == 2
+    for member, run in zip(m["members"], runs):
+        assert member["test_accuracy"] == pytest.approx(run.test_accuracy)
+    # the mean of the members' calibrated probabilities, computed here independently
+    probs = sum(torch.softmax(r.predictor().predict_logits(data.test_images) / r.temperature, 1) for r in runs) / 2
+    want = (probs.argmax(1) == data.test_labels).float().mean().item()
+    assert m["test_accuracy"] == pytest.approx(want)
+    assert main(["evaluate", str(tmp_path / "run0"), str(tmp_path / "run1"), "--dataset", "mnist-format",
+                 "--data-dir", str(idx_folder), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "ensemble of 2" in out and f"{100 * want:.2f}%" in out
+    with pytest.raises(ConfigError, match="at least one checkpoint"):
+        fb.evaluate([], data=data)
+
+
 def test_save_false_writes_nothing(data, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     run = fb.train("mlp_002", epochs=1, device="cpu", data=data, save=False)

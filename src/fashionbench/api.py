@@ -117,25 +117,45 @@ def evaluate_photos(checkpoint: str | Path | Predictor, labels_csv: str | Path, 
     return ev
 
 
-def evaluate(checkpoint: str | Path, *, data: Dataset | None = None, dataset: str | None = None,
+def evaluate(checkpoint: str | Path | Sequence[str | Path], *, data: Dataset | None = None, dataset: str | None = None,
              data_dir: str | None = None, device: str = "auto", precision: str = "auto",
              tta: Sequence[str] | str | None = None, batch_size: int = 1000, threads: int | None = None,
              expect_model: str | None = None) -> dict:
-    """Test-set metrics of a checkpoint: accuracy, loss, per-class accuracy (plus its model and path)."""
-    from .evaluate.metrics import classification_metrics
+    """Test-set metrics of a checkpoint: accuracy, loss, per-class accuracy (plus its model and path).
 
+    Several checkpoints (a list): an ensemble, the mean of their calibrated probabilities (each
+    member with its own temperature and TTA); its metrics, with each member's under "members"."""
+    from .evaluate.metrics import classification_metrics
+    from .models.ensemble import combine_outputs
+
+    paths = [checkpoint] if isinstance(checkpoint, (str, Path)) else list(checkpoint)
+    if not paths:
+        raise ConfigError("evaluate needs at least one checkpoint")
     set_threads(threads)
-    predictor = Predictor.from_checkpoint(checkpoint, device=device, precision=precision, tta=tta,
-                                          batch_size=batch_size, expect_model=expect_model, threads=threads)
-    cfg = predictor.info.get("config") or {}
+    predictors = [Predictor.from_checkpoint(p, device=device, precision=precision, tta=tta, batch_size=batch_size,
+                                            expect_model=expect_model, threads=threads) for p in paths]
+    first = predictors[0]
+    cfg = first.info.get("config") or {}
     ds = data or load_dataset(*dataset_args(cfg, dataset, data_dir))
-    if ds.num_classes != predictor.num_classes:
-        raise ConfigError(f"the checkpoint has {predictor.num_classes} classes but the dataset has "
-                          f"{ds.num_classes}; evaluate it on the dataset it was trained on")
-    m = classification_metrics(predictor.predict_logits(ds.test_images), ds.test_labels.numpy(),
-                               predictor.class_names)
-    return {"checkpoint": predictor.info["path"], "model": predictor.info["model"],
-            "epoch": predictor.info.get("epoch"), "tta": predictor.tta, "images": len(ds.test_labels), **m}
+    members = []
+    for p in predictors:
+        if ds.num_classes != p.num_classes:
+            raise ConfigError(f"{p.info['path']} has {p.num_classes} classes but the dataset has "
+                              f"{ds.num_classes}; evaluate it on the dataset it was trained on")
+        logits = p.predict_logits(ds.test_images)
+        members.append(({"checkpoint": p.info["path"], "model": p.info["model"], "epoch": p.info.get("epoch"),
+                         "tta": p.tta, "images": len(ds.test_labels)}, logits, p.temperature))
+    labels = ds.test_labels.numpy()
+    if len(members) == 1:
+        head, logits, _ = members[0]
+        return {**head, **classification_metrics(logits, labels, first.class_names)}
+    if len({tuple(p.class_names) for p in predictors}) > 1:
+        raise ConfigError("the checkpoints name different classes; an ensemble needs models of one dataset")
+    combined = combine_outputs([z / t for _, z, t in members], "softmax")  # log of the mean probability
+    return {"checkpoint": [h["checkpoint"] for h, _, _ in members], "model": "ensemble", "epoch": None,
+            "tta": first.tta, "images": len(ds.test_labels), "combine": "mean of calibrated probabilities",
+            **classification_metrics(combined, labels, first.class_names),
+            "members": [{**h, **classification_metrics(z, labels, first.class_names)} for h, z, _ in members]}
 
 
 def _study_dir(out: str | Path | None, name: str) -> Path:

@@ -54,7 +54,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(m, indent=2))
         return 0
-    print(f"{m['checkpoint']}: model {m['model']}, epoch {m['epoch']}, TTA {'+'.join(m['tta']) or 'none'}")
+    for member in m.get("members", []):
+        print(f"{member['checkpoint']}: model {member['model']}, epoch {member['epoch']}, "
+              f"TTA {'+'.join(member['tta']) or 'none'}, test accuracy {100 * member['test_accuracy']:.2f}%")
+    if "members" in m:
+        print(f"ensemble of {len(m['members'])} ({m['combine']}):")
+    else:
+        print(f"{m['checkpoint']}: model {m['model']}, epoch {m['epoch']}, TTA {'+'.join(m['tta']) or 'none'}")
     print(f"test accuracy: {100 * m['test_accuracy']:.2f}%  (loss {m['test_loss']:.4f}, {m['images']} images)")
     for name, acc in m["per_class_accuracy"].items():
         print(f"  {name:<12} {100 * acc:6.2f}%")
@@ -123,8 +129,9 @@ def add_parsers(sub) -> None:
     t.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last.pt")
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("evaluate", help="evaluate a checkpoint on the test set")
-    e.add_argument("checkpoint", help="best.pt / last.pt or a run folder")
+    e = sub.add_parser("evaluate", help="evaluate a checkpoint (or an ensemble of several) on the test set")
+    e.add_argument("checkpoint", nargs="+", help="best.pt / last.pt or a run folder; several: their ensemble "
+                   "(mean of the calibrated probabilities)")
     e.add_argument("--model", help="fail unless the checkpoint holds this model")
     options.add_data_args(e)
     options.add_runtime_args(e, defaults=True)
