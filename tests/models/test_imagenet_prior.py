@@ -61,6 +61,7 @@ def test_preprocess_size_and_scale():
     assert x.shape == (3, 224, 224) and x.dtype == torch.float32
     assert torch.allclose(x, torch.full_like(x, (255 - 127) / 128))
     assert ip.imagenet_preprocess(Image.new("L", (40, 90))).shape == (3, 224, 224)  # gray, tiny, portrait
+    assert ip.imagenet_preprocess(img, 260).shape == (3, 260, 260)  # a larger model's input size
 
 
 def test_output_is_normalised_log_probabilities(prior, photos):

@@ -40,6 +40,15 @@ FINETUNE_BN_MOMENTUM = 0.1
 # (repeats, kernel, stride, expand ratio, in, out) per stage, efficientnet-lite0
 STAGES = ((1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
           (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320))
+# the larger Lite models (same stem and head; depth x1.1 / x1.2 on the middle stages, width x1.0 / x1.1)
+# and each model's ImageNet input size, as the TF code builds them
+VARIANT_STAGES = {
+    "lite0": (STAGES, 224),
+    "lite1": (((1, 3, 1, 1, 32, 16), (3, 3, 2, 6, 16, 24), (3, 5, 2, 6, 24, 40), (4, 3, 2, 6, 40, 80),
+               (4, 5, 1, 6, 80, 112), (5, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320)), 240),
+    "lite2": (((1, 3, 1, 1, 32, 16), (3, 3, 2, 6, 16, 24), (3, 5, 2, 6, 24, 48), (4, 3, 2, 6, 48, 88),
+               (4, 5, 1, 6, 88, 120), (5, 5, 2, 6, 120, 208), (1, 3, 1, 6, 208, 352)), 260),
+}
 FEATURES = 1280
 # 28x28 upsampled to 64: the smallest size at which the stride-32 network still ends on a 2x2 map;
 # see BENCHMARKS.md for what 32, 64 and 96 cost and give
@@ -89,19 +98,20 @@ class MBConv(nn.Module):
 
 
 class EfficientNetLite0(nn.Module):
-    """(N, 3, H, W) normalized RGB -> logits; `features` gives the pooled 1280-d vector."""
+    """(N, 3, H, W) normalized RGB -> logits; `features` gives the pooled 1280-d vector. `stages` from
+    VARIANT_STAGES builds the larger Lite models."""
 
     def __init__(self, num_classes: int = 1000, dropout: float = 0.2, drop_connect: float = 0.2,
-                 bn_momentum: float = BN_MOMENTUM):
+                 bn_momentum: float = BN_MOMENTUM, stages: tuple = STAGES):
         super().__init__()
         self._conv_stem = SameConv2d(3, 32, 3, stride=2, bias=False)
         self._bn0 = _bn(32, bn_momentum)
         specs = [(cin if i == 0 else cout, cout, k, s if i == 0 else 1, e)
-                 for r, k, s, e, cin, cout in STAGES for i in range(r)]
+                 for r, k, s, e, cin, cout in stages for i in range(r)]
         # the port scales the drop rate with the block index (0 for the first block)
         self._blocks = nn.ModuleList(MBConv(*spec, drop=drop_connect * i / len(specs), bn_momentum=bn_momentum)
                                      for i, spec in enumerate(specs))
-        self._conv_head = SameConv2d(STAGES[-1][-1], FEATURES, 1, bias=False)
+        self._conv_head = SameConv2d(stages[-1][-1], FEATURES, 1, bias=False)
         self._bn1 = _bn(FEATURES, bn_momentum)
         self._dropout = nn.Dropout(dropout)
         self._fc = nn.Linear(FEATURES, num_classes)

@@ -73,16 +73,17 @@ DEFAULT_FLOOR = 0.01  # ImageNet probability added to every class before renorma
 ITEM_MARGIN = 0.1
 
 
-def imagenet_preprocess(image: Image.Image) -> torch.Tensor:
-    """A photo of any size -> (3, 224, 224) float32: shorter side to 256 (bicubic), centre crop
-    224, (pixel - 127) / 128."""
+def imagenet_preprocess(image: Image.Image, size: int = IMAGE_SIZE) -> torch.Tensor:
+    """A photo of any size -> (3, size, size) float32: shorter side to size / 0.875 (256 for 224,
+    bicubic), centre crop `size`, (pixel - 127) / 128."""
     img = image.convert("RGB")
+    resize = round(size * RESIZE / IMAGE_SIZE)
     w, h = img.size
-    scale = RESIZE / min(w, h)
-    img = img.resize((max(RESIZE, round(w * scale)), max(RESIZE, round(h * scale))), Image.BICUBIC)
+    scale = resize / min(w, h)
+    img = img.resize((max(resize, round(w * scale)), max(resize, round(h * scale))), Image.BICUBIC)
     w, h = img.size
-    left, top = (w - IMAGE_SIZE) // 2, (h - IMAGE_SIZE) // 2
-    img = img.crop((left, top, left + IMAGE_SIZE, top + IMAGE_SIZE))
+    left, top = (w - size) // 2, (h - size) // 2
+    img = img.crop((left, top, left + size, top + size))
     x = torch.from_numpy(np.asarray(img, dtype=np.float32).copy()).permute(2, 0, 1)
     return (x - MEAN) / STD
 
@@ -143,7 +144,9 @@ class ImageNetPrior:
     """`ImageNetPrior()(photos)` -> (N, 10) log-probabilities over the Fashion-MNIST classes."""
 
     def __init__(self, device: str | torch.device = "cpu", batch_size: int = 32, floor: float = DEFAULT_FLOOR,
-                 flip: bool = False):
+                 flip: bool = False, model: torch.nn.Module | None = None, image_size: int = IMAGE_SIZE):
+        """`model`: another ImageNet-1k classifier on the same (x - 127) / 128 input (default: the
+        Lite0 wheel's), seen at `image_size`."""
         if batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
         if not floor > 0:
@@ -153,7 +156,9 @@ class ImageNetPrior:
         self.floor = float(floor)
         self.flip = bool(flip)  # average the logits of each view and its mirror image
         # channels_last: 1.5-2x faster on a CPU thread (depthwise convs), same logits to ~1e-5
-        self.model = efficientnet_lite0_imagenet().to(self.device, memory_format=torch.channels_last)
+        model = efficientnet_lite0_imagenet() if model is None else model.eval()
+        self.model = model.to(self.device, memory_format=torch.channels_last)
+        self.image_size = int(image_size)
         self.matrix = category_matrix()
 
     @torch.no_grad()
@@ -168,7 +173,7 @@ class ImageNetPrior:
         for i in range(0, len(images), self.batch_size):
             chunk = images[i:i + self.batch_size]
             views = chunk if boxes is None else [item_view(im, b) for im, b in zip(chunk, boxes[i:i + self.batch_size])]
-            x = torch.stack([imagenet_preprocess(im) for im in views])
+            x = torch.stack([imagenet_preprocess(im, self.image_size) for im in views])
             x = x.to(self.device).contiguous(memory_format=torch.channels_last)
             z = self.model(x).float()
             if self.flip:
