@@ -14,8 +14,8 @@ Several recipes share one table; `--final-only` tests our recipes only after the
 epoch (saves the per-epoch TTA passes; the one-cycle schedule crosses its marks at the end
 anyway); `--peer-seeds` with no value leaves the peer out. `--members K` makes each seed an
 ensemble of K runs of the recipe (seeds K*seed .. K*seed+K-1, trained one after the other, as
-`fashionbench evaluate RUN1 RUN2 ...` combines them: the mean of their calibrated probabilities
-with TTA): its time is the members' train + TTA summed, its accuracy the ensemble's after the
+`fashionbench evaluate RUN1 RUN2 ...` combines them: the mean of their logits / temperature, with
+TTA): its time is the members' train + TTA summed, its accuracy the ensemble's after the
 last member (implies --final-only).
 """
 
@@ -35,10 +35,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from fashionbench.data.normalize import Normalization
 from fashionbench.data.sources import load_dataset
-from fashionbench.inference import predict_logits
+from fashionbench.inference import ensemble_logits, predict_logits
 from fashionbench.layout import PROBE_BATCH, choose_layout
 from fashionbench.models import create_model
-from fashionbench.models.ensemble import combine_outputs
 from fashionbench.train.callbacks import Callback
 from fashionbench.train.recipes import recipe_train_config
 from fashionbench.train.run import train_run
@@ -85,7 +84,7 @@ def run_recipe(recipe: str, seed: int, ds, final_only: bool = False) -> tuple[li
 
 
 def run_ensemble(recipe: str, seed: int, ds, members: int) -> list[dict]:
-    """One point: K members trained one after the other, their calibrated probabilities averaged."""
+    """One point: K members trained one after the other, combined as `fashionbench evaluate` does."""
     outputs, seconds, each = [], 0.0, []
     for j in range(members):
         pts, logits = run_recipe(recipe, members * seed + j, ds, final_only=True)
@@ -94,7 +93,9 @@ def run_ensemble(recipe: str, seed: int, ds, members: int) -> list[dict]:
         each.append({**pts[-1], "seed": members * seed + j})
         print(f"    member seed {members * seed + j}: {100 * pts[-1]['accuracy']:.2f}%, {pts[-1]['seconds']:.1f} s",
               flush=True)
-    acc = (combine_outputs(outputs, "softmax").argmax(1) == ds.test_labels).float().mean().item()
+    acc = (ensemble_logits(outputs).argmax(1) == ds.test_labels).float().mean().item()
+    mean_p = (torch.stack([z.softmax(1) for z in outputs]).mean(0).argmax(1) == ds.test_labels).float().mean().item()
+    print(f"    ensemble {100 * acc:.2f}% (averaging the probabilities instead: {100 * mean_p:.2f}%)", flush=True)
     return [{"epoch": pts[-1]["epoch"], "seconds": seconds, "train_seconds": seconds, "tta_seconds": 0.0,
              "accuracy": acc, "members": each}]
 

@@ -71,15 +71,21 @@ def tracking(track, uri: str | None = None, experiment: str | None = None):
     return track if isinstance(track, TrackingSpec) else tracking_spec(track, uri, experiment)
 
 
-def load(path: str | Path, *, device: str = "auto", precision: str = "auto", tta: Sequence[str] | str | None = None,
-         batch_size: int = 1000, photo_method: str = "auto", imagenet_weight: float = 0.0,
-         threads: int | None = None) -> Predictor:
+def load(path: str | Path | Sequence[str | Path], *, device: str = "auto", precision: str = "auto",
+         tta: Sequence[str] | str | None = None, batch_size: int = 1000, photo_method: str = "auto",
+         imagenet_weight: float = 0.0, threads: int | None = None) -> Predictor:
     """A Predictor from a checkpoint (best.pt / last.pt) or a run folder. It takes Fashion-MNIST
     arrays and photos alike: `fashionbench.load(ckpt).predict(["a.jpg", pil_image])`;
     `imagenet_weight=1` combines it with EfficientNet-Lite0's zero-shot ImageNet prior on photos;
-    `threads` sets torch's CPU threads for its forward (default: the model's own choice, else torch's)."""
-    return Predictor.from_checkpoint(path, device=device, precision=precision, tta=tta, batch_size=batch_size,
-                                     photo_method=photo_method, imagenet_weight=imagenet_weight, threads=threads)
+    `threads` sets torch's CPU threads for its forward (default: the model's own choice, else torch's).
+    A list of several: their ensemble (`Predictor.ensemble`, the mean of their logits / temperature)."""
+    paths = [path] if isinstance(path, (str, Path, dict)) else list(path)
+    if not paths:
+        raise ConfigError("load needs a checkpoint or a run folder")
+    predictors = [Predictor.from_checkpoint(p, device=device, precision=precision, tta=tta, batch_size=batch_size,
+                                            photo_method=photo_method, imagenet_weight=imagenet_weight, threads=threads)
+                  for p in paths]
+    return predictors[0] if len(predictors) == 1 else Predictor.ensemble(predictors)
 
 
 def predict_photos(checkpoint: str | Path | Predictor, paths: Sequence[str | Path], *, k: int = 3,
@@ -123,10 +129,10 @@ def evaluate(checkpoint: str | Path | Sequence[str | Path], *, data: Dataset | N
              expect_model: str | None = None) -> dict:
     """Test-set metrics of a checkpoint: accuracy, loss, per-class accuracy (plus its model and path).
 
-    Several checkpoints (a list): an ensemble, the mean of their calibrated probabilities (each
-    member with its own temperature and TTA); its metrics, with each member's under "members"."""
+    Several checkpoints (a list): their ensemble (`Predictor.ensemble`: the mean of their logits /
+    temperature, each member with its own TTA); its metrics, with each member's under "members"."""
     from .evaluate.metrics import classification_metrics
-    from .models.ensemble import combine_outputs
+    from .inference import ensemble_logits
 
     paths = [checkpoint] if isinstance(checkpoint, (str, Path)) else list(checkpoint)
     if not paths:
@@ -134,9 +140,11 @@ def evaluate(checkpoint: str | Path | Sequence[str | Path], *, data: Dataset | N
     set_threads(threads)
     predictors = [Predictor.from_checkpoint(p, device=device, precision=precision, tta=tta, batch_size=batch_size,
                                             expect_model=expect_model, threads=threads) for p in paths]
+    ensemble = Predictor.ensemble(predictors) if len(predictors) > 1 else None  # checks the class names
     first = predictors[0]
     cfg = first.info.get("config") or {}
     ds = data or load_dataset(*dataset_args(cfg, dataset, data_dir))
+    labels = ds.test_labels.numpy()
     members = []
     for p in predictors:
         if ds.num_classes != p.num_classes:
@@ -144,18 +152,14 @@ def evaluate(checkpoint: str | Path | Sequence[str | Path], *, data: Dataset | N
                               f"{ds.num_classes}; evaluate it on the dataset it was trained on")
         logits = p.predict_logits(ds.test_images)
         members.append(({"checkpoint": p.info["path"], "model": p.info["model"], "epoch": p.info.get("epoch"),
-                         "tta": p.tta, "images": len(ds.test_labels)}, logits, p.temperature))
-    labels = ds.test_labels.numpy()
-    if len(members) == 1:
-        head, logits, _ = members[0]
-        return {**head, **classification_metrics(logits, labels, first.class_names)}
-    if len({tuple(p.class_names) for p in predictors}) > 1:
-        raise ConfigError("the checkpoints name different classes; an ensemble needs models of one dataset")
-    combined = combine_outputs([z / t for _, z, t in members], "softmax")  # log of the mean probability
-    return {"checkpoint": [h["checkpoint"] for h, _, _ in members], "model": "ensemble", "epoch": None,
-            "tta": first.tta, "images": len(ds.test_labels), "combine": "mean of calibrated probabilities",
-            **classification_metrics(combined, labels, first.class_names),
-            "members": [{**h, **classification_metrics(z, labels, first.class_names)} for h, z, _ in members]}
+                         "tta": p.tta, "images": len(labels), **classification_metrics(logits, labels, first.class_names)},
+                        logits / p.temperature))
+    if ensemble is None:
+        return members[0][0]
+    combined = ensemble_logits([z for _, z in members])  # what the ensemble Predictor computes, members computed once
+    return {"checkpoint": [m["checkpoint"] for m, _ in members], "model": "ensemble", "epoch": None,
+            "tta": first.tta, "images": len(labels), "combine": "mean of logits / temperature",
+            **classification_metrics(combined, labels, first.class_names), "members": [m for m, _ in members]}
 
 
 def _study_dir(out: str | Path | None, name: str) -> Path:

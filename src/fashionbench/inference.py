@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -154,6 +154,16 @@ def as_image_batch(images) -> torch.Tensor:
     return x
 
 
+def ensemble_logits(calibrated: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Members' logits already divided by their temperatures -> the ensemble's logits (temperature 1):
+    their mean, so its softmax is the normalized geometric mean of the calibrated probabilities.
+    Averaged logits keep the energy score meaningful (the log of averaged probabilities has
+    logsumexp 0 for every input), and the real-photo pair in BENCHMARKS.md was measured this way."""
+    if not calibrated:
+        raise ConfigError("an ensemble needs at least one member")
+    return torch.stack([z.float() for z in calibrated]).mean(0)
+
+
 @dataclass
 class Predictor:
     """A trained model ready to predict: `Predictor.from_checkpoint(path)` or `fashionbench.load(path)`.
@@ -182,6 +192,8 @@ class Predictor:
     # torch threads for this model's forward on a CPU (None: the process's); numpy_mlp registers 1, since
     # torch's spinning OpenMP workers and NumPy's BLAS threads fight on a small machine
     threads: int | None = None
+    # an ensemble (`Predictor.ensemble`): the runs whose logits / temperature are averaged; empty: this model alone
+    members: list = field(default_factory=list, repr=False)
     _prior: object = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -259,6 +271,26 @@ class Predictor:
                    False, extra, batch_size, info, float(meta["temperature"] or 1.0), photo_method,
                    imagenet_weight=imagenet_weight)
 
+    @classmethod
+    def ensemble(cls, predictors: Sequence[Predictor]) -> Predictor:
+        """Several trained runs as one Predictor. Its logits are the mean of the members' logits divided
+        by their temperatures, each member with its own normalization, TTA and temperature
+        (`ensemble_logits`); the photo conversion, the ImageNet prior's weight and the unknown-item
+        threshold are the first member's, applied once to the ensemble."""
+        predictors = list(predictors)
+        if len(predictors) < 2:
+            raise ConfigError(f"an ensemble needs at least two models, got {len(predictors)}")
+        first = predictors[0]
+        for p in predictors[1:]:
+            if p.class_names != first.class_names:
+                raise ConfigError(f"{p.info.get('path')} names other classes than {first.info.get('path')}; "
+                                  "an ensemble needs models of one dataset")
+        info = {**first.info, "model": "ensemble of " + ", ".join(str(p.info.get("model")) for p in predictors),
+                "path": ", ".join(str(p.info.get("path")) for p in predictors), "epoch": None,
+                "members": [{k: p.info.get(k) for k in ("model", "path", "epoch")} for p in predictors]}
+        members = [replace(p, imagenet_weight=0.0, members=[], _prior=None) for p in predictors]
+        return replace(first, members=members, temperature=1.0, info=info, _prior=None)
+
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
@@ -293,16 +325,21 @@ class Predictor:
             sources, found = list(photos), None if boxes is None else list(boxes)
         if not len(x):
             return torch.zeros(0, self.num_classes)
-        with model_threads(self.threads if self.device.type == "cpu" else None):
-            logits = predict_logits(self.model, x.to(self.device), normalizer=self.normalizer,
-                                    batch_size=self.batch_size, precision=self.precision,
-                                    channels_last=self.channels_last, tta=self.tta)
+        logits = self._model_logits(x)
         if self.imagenet_weight and sources is not None:
             if len(sources) != len(logits):
                 raise ConfigError(f"photos= names {len(sources)} photos for {len(logits)} images")
             logits = logits + self.temperature * self.imagenet_weight * torch.as_tensor(
                 self.imagenet_prior(sources, found), dtype=torch.float32)
         return logits
+
+    def _model_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The network's logits for an (N, 28, 28) batch with this predictor's TTA; an ensemble's combined."""
+        if self.members:
+            return ensemble_logits([m._model_logits(x) / m.temperature for m in self.members])
+        with model_threads(self.threads if self.device.type == "cpu" else None):
+            return predict_logits(self.model, x.to(self.device), normalizer=self.normalizer, batch_size=self.batch_size,
+                                  precision=self.precision, channels_last=self.channels_last, tta=self.tta)
 
     def imagenet_prior(self, photos: Sequence, boxes: Sequence | None = None) -> np.ndarray:
         """(N, 10) log-probabilities of EfficientNet-Lite0's ImageNet classes summed into the ten; with
@@ -343,6 +380,9 @@ class Predictor:
     def embeddings(self, images) -> np.ndarray | None:
         """The features entering the last nn.Linear (the classifier head), without TTA; None for a
         model without a Linear layer."""
+        if self.members:
+            raise ConfigError("an ensemble has no single embedding space; take the embeddings of one member "
+                              "(predictor.members[i].embeddings)")
         head = last_linear(self.model)
         if head is None:
             return None
@@ -361,5 +401,7 @@ class Predictor:
 
     def __repr__(self) -> str:
         prior = f", imagenet prior w={self.imagenet_weight:g}" if self.imagenet_weight else ""
+        if self.members:
+            return f"Predictor({self.info['model']}, {self.num_classes} classes{prior})"
         return (f"Predictor({self.info.get('model', type(self.model).__name__)}, {self.num_classes} classes, "
                 f"{self.device}, {self.precision}, tta={'+'.join(self.tta) or 'none'}, T={self.temperature:.3g}{prior})")

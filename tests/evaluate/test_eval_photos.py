@@ -121,6 +121,38 @@ def test_predictor_takes_paths_pil_images_arrays_and_bytes_alike(checkpoint):
         p.predict(["missing.jpg"])
 
 
+@pytest.fixture(scope="module")
+def other(tmp_path_factory):
+    """A second small run (another seed, one epoch) to make an ensemble with `checkpoint`."""
+    from conftest import make_dataset
+
+    out = tmp_path_factory.mktemp("run") / "other"
+    fb.train("cnn_002", data=make_dataset(n_train=800), out=out, epochs=1, batch_size=64, val_fraction=0.2,
+             report=False, device="cpu", seed=1)
+    return out
+
+
+def test_an_ensemble_averages_its_members_logits_over_their_temperatures(checkpoint, other, capsys):
+    a, b = fb.load(checkpoint, device="cpu"), fb.load(other, device="cpu")
+    both = fb.load([checkpoint, other], device="cpu")
+    assert len(both.members) == 2 and both.temperature == 1.0 and "ensemble" in repr(both)
+    photos = [PHOTOS / "pants.jpg", PHOTOS / "dress.jpg"]
+    x = np.random.default_rng(0).integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    for inputs in (photos, x):  # photos are converted once for all members
+        want = torch.softmax((a.predict_logits(inputs) / a.temperature + b.predict_logits(inputs) / b.temperature) / 2, 1)
+        assert np.allclose(both.predict_proba(inputs), want.numpy(), atol=1e-5)
+    rec = both.predict(photos, k=2)
+    assert [r["probability"] for r in rec] == pytest.approx(both.predict_proba(photos).max(1).tolist(), abs=1e-6)
+    with pytest.raises(ConfigError, match="one member"):
+        both.embeddings(x)
+    with pytest.raises(ConfigError, match="at least two"):
+        fb.inference.Predictor.ensemble([a])
+    assert main(["predict", str(checkpoint), str(PHOTOS / "pants.jpg"), "--ensemble", str(other), "--json",
+                 "--device", "cpu"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out[0]["probability"] == pytest.approx(float(both.predict_proba([PHOTOS / "pants.jpg"]).max()), abs=1e-5)
+
+
 def test_predict_cli_table_json_csv_and_show(checkpoint, tmp_path, capsys):
     assert main(["predict", str(checkpoint), str(PHOTOS), "--device", "cpu"]) == 0
     out = capsys.readouterr().out
@@ -211,6 +243,17 @@ def test_imagenet_prior_combines_as_a_weighted_geometric_mean(checkpoint, capsys
     assert main(["predict", str(checkpoint), str(PHOTOS / "pants.jpg"), "--imagenet-prior", "--json",
                  "--device", "cpu"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["path"].endswith("pants.jpg")
+
+
+def test_an_ensemble_takes_the_imagenet_prior_once(checkpoint, other):
+    pytest.importorskip("efficientnet_lite_pytorch", reason="the [imagenet] extra is not installed")
+    photos = [PHOTOS / "pants.jpg", PHOTOS / "t-shirt.jpg"]
+    plain, combined = fb.load([checkpoint, other], device="cpu"), fb.load([checkpoint, other], device="cpu",
+                                                                          imagenet_weight=1.0)
+    assert all(m.imagenet_weight == 0 for m in combined.members)
+    prior = combined.imagenet_prior(photos, [to_fmnist(p).box for p in photos])
+    want = torch.log_softmax(plain.predict_logits(photos) + torch.as_tensor(prior).float(), 1)
+    assert torch.allclose(torch.log_softmax(combined.predict_logits(photos), 1), want, atol=1e-4)
 
 
 def test_own_labelled_photos_join_the_training_set(tiny_dataset, tmp_path):

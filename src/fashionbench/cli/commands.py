@@ -131,7 +131,7 @@ def add_parsers(sub) -> None:
 
     e = sub.add_parser("evaluate", help="evaluate a checkpoint (or an ensemble of several) on the test set")
     e.add_argument("checkpoint", nargs="+", help="best.pt / last.pt or a run folder; several: their ensemble "
-                   "(mean of the calibrated probabilities)")
+                   "(the mean of their logits / temperature)")
     e.add_argument("--model", help="fail unless the checkpoint holds this model")
     options.add_data_args(e)
     options.add_runtime_args(e, defaults=True)

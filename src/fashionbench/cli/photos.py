@@ -49,7 +49,7 @@ def _predictor(args: argparse.Namespace):
     if args.top_k < 1:
         raise ConfigError(f"--top-k must be at least 1, got {args.top_k}")
     set_threads(args.threads)
-    predictor = api.load(args.checkpoint, device=args.device, precision=args.precision, tta=args.tta,
+    predictor = api.load([args.checkpoint, *args.ensemble], device=args.device, precision=args.precision, tta=args.tta,
                          batch_size=args.batch_size, photo_method=args.method, imagenet_weight=args.imagenet_prior,
                          threads=args.threads)
     if args.unknown_threshold is not None:
@@ -119,6 +119,9 @@ def add_parsers(sub) -> None:
                        "and an HTML report.")
     p.add_argument("checkpoint", help="best.pt / last.pt or a run folder")
     p.add_argument("paths", nargs="*", metavar="PATH", help="image files, folders (searched recursively) or globs")
+    p.add_argument("--ensemble", action="append", default=[], metavar="RUN",
+                   help="another run (or checkpoint) to average with CHECKPOINT: the mean of their logits / "
+                        "temperature (repeatable)")
     p.add_argument("-k", "--top-k", type=int, default=3, help="classes to show per photo (default 3)")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print JSON")
