@@ -121,7 +121,7 @@ def add_parsers(sub) -> None:
     p.add_argument("paths", nargs="*", metavar="PATH", help="image files, folders (searched recursively) or globs")
     p.add_argument("--ensemble", action="append", default=[], metavar="RUN",
                    help="another run (or checkpoint) to average with CHECKPOINT: the mean of their logits / "
-                        "temperature (repeatable)")
+                        "temperature (repeatable; give the photos before it)")
     p.add_argument("-k", "--top-k", type=int, default=3, help="classes to show per photo (default 3)")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print JSON")
