@@ -51,17 +51,6 @@ def backbone(name: str):
     return model, size
 
 
-def spread_prior(logits, matrix, floor: float, share: float):
-    """The prior with `share` of the ImageNet mass outside the mapped categories spread over the ten classes."""
-    import numpy as np
-    import torch
-
-    p = torch.softmax(torch.as_tensor(logits).double(), 1).numpy()
-    q = p @ matrix
-    q = q + share * (1 - q.sum(1, keepdims=True)) / matrix.shape[1] + floor
-    return np.log(q) - np.log(q.sum(1, keepdims=True))
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", action="append", help="a net's checkpoint; repeat for an ensemble")
@@ -85,6 +74,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from fashionbench.data.photos import convert_many, load_image
     from fashionbench.evaluate.photos import photo_metrics, read_labels
+    from fashionbench.forward import ensemble_logits
     from fashionbench.inference import Predictor
     from fashionbench.models.imagenet_prior import DEFAULT_FLOOR, ImageNetPrior, prior_from_logits
 
@@ -124,11 +114,10 @@ def main(argv: list[str] | None = None) -> None:
         end = time.perf_counter()
         ms_all = (end - start) * 1000 / len(paths)
         ms_fwd = (end - t_fwd) * 1000 / len(paths)  # preprocess + forward, photos already decoded
-        log_prior = (spread_prior(logits, prior.matrix, floor, args.spread) if args.spread
-                     else prior_from_logits(logits, prior.matrix, floor))
+        log_prior = prior_from_logits(logits, prior.matrix, floor, args.spread)
 
         start = time.perf_counter()
-        net = torch.log_softmax(torch.stack([p.predict_logits(batch) / p.temperature for p in predictors]).mean(0), 1)
+        net = torch.log_softmax(ensemble_logits([p.predict_logits(batch) / p.temperature for p in predictors]), 1)
         ms_net = (time.perf_counter() - start) * 1000 / len(paths) + ms_convert
         net = net.double().numpy()
         combined = {"prior": log_prior, "net": net}

@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     from fashionbench.data.photos import convert_many, load_image
     from fashionbench.data.sources import load_dataset
     from fashionbench.evaluate.photos import read_labels
+    from fashionbench.forward import ensemble_logits
     from fashionbench.inference import Predictor
     from fashionbench.models.efficientnet_lite import MEAN, STD
     from fashionbench.models.imagenet_prior import IMAGE_SIZE, ImageNetPrior, imagenet_preprocess, item_view
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
             "conversion": render(torch.from_numpy(batch)),
         }
         head_logp = {k: head.predict_log_proba((features(x) - mu) / sd) for k, x in head_logp.items()}
-        net = torch.log_softmax(torch.stack([p.predict_logits(batch) / p.temperature for p in predictors]).mean(0), 1)
+        net = torch.log_softmax(ensemble_logits([p.predict_logits(batch) / p.temperature for p in predictors]), 1)
         base = net.double().numpy() + prior(photos, boxes)
 
         def score(logp: np.ndarray, y: np.ndarray = y, lab: np.ndarray = lab) -> str:

@@ -22,7 +22,8 @@ import torch
 
 from fashionbench.data.photos import convert_many
 from fashionbench.evaluate.photos import photo_metrics, read_labels
-from fashionbench.inference import Predictor, unknown_scores
+from fashionbench.forward import ensemble_logits, unknown_scores
+from fashionbench.inference import Predictor
 from fashionbench.utils import machine_description, set_threads
 
 FOLDERS = ("clothing-validation", "catalogue-dev", "footwear-dev")
@@ -133,8 +134,8 @@ def main() -> int:
         t = predictors[0].temperature
         for folder in FOLDERS:
             batch, labels, ms, paths, boxes = converted[folder, method]
-            logits = torch.stack([p.predict_logits(batch, photos=paths, boxes=boxes) / p.temperature
-                                  for p in predictors]).mean(0)
+            logits = ensemble_logits([p.predict_logits(batch, photos=paths, boxes=boxes) / p.temperature
+                                      for p in predictors])
             m = photo_metrics(logits, labels, predictors[0].class_names)  # logits already divided by T
             rec[folder] = {"top1": m["top1_accuracy"], "top2": m["top2_accuracy"], "auroc": m["unknown_auroc"],
                            "ms_per_photo": ms}

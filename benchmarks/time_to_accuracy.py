@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from fashionbench.data.normalize import Normalization
 from fashionbench.data.sources import load_dataset
-from fashionbench.inference import ensemble_logits, predict_logits
+from fashionbench.forward import ensemble_logits, predict_logits
 from fashionbench.layout import PROBE_BATCH, choose_layout
 from fashionbench.models import create_model
 from fashionbench.train.callbacks import Callback

@@ -71,6 +71,14 @@ def tracking(track, uri: str | None = None, experiment: str | None = None):
     return track if isinstance(track, TrackingSpec) else tracking_spec(track, uri, experiment)
 
 
+def _checkpoints(value) -> list:
+    """One checkpoint (a path or a checkpoint dict) or a sequence of them -> a non-empty list."""
+    paths = [value] if isinstance(value, (str, Path, dict)) else list(value)
+    if not paths:
+        raise ConfigError("no checkpoint given; pass at least one checkpoint file or run folder")
+    return paths
+
+
 def load(path: str | Path | Sequence[str | Path], *, device: str = "auto", precision: str = "auto",
          tta: Sequence[str] | str | None = None, batch_size: int = 1000, photo_method: str = "auto",
          imagenet_weight: float = 0.0, threads: int | None = None) -> Predictor:
@@ -79,12 +87,9 @@ def load(path: str | Path | Sequence[str | Path], *, device: str = "auto", preci
     `imagenet_weight=1` combines it with EfficientNet-Lite0's zero-shot ImageNet prior on photos;
     `threads` sets torch's CPU threads for its forward (default: the model's own choice, else torch's).
     A list of several: their ensemble (`Predictor.ensemble`, the mean of their logits / temperature)."""
-    paths = [path] if isinstance(path, (str, Path, dict)) else list(path)
-    if not paths:
-        raise ConfigError("load needs a checkpoint or a run folder")
     predictors = [Predictor.from_checkpoint(p, device=device, precision=precision, tta=tta, batch_size=batch_size,
                                             photo_method=photo_method, imagenet_weight=imagenet_weight, threads=threads)
-                  for p in paths]
+                  for p in _checkpoints(path)]
     return predictors[0] if len(predictors) == 1 else Predictor.ensemble(predictors)
 
 
@@ -132,15 +137,13 @@ def evaluate(checkpoint: str | Path | Sequence[str | Path], *, data: Dataset | N
     Several checkpoints (a list): their ensemble (`Predictor.ensemble`: the mean of their logits /
     temperature, each member with its own TTA); its metrics, with each member's under "members"."""
     from .evaluate.metrics import classification_metrics
-    from .inference import ensemble_logits
+    from .forward import ensemble_logits
+    from .inference import check_same_classes
 
-    paths = [checkpoint] if isinstance(checkpoint, (str, Path)) else list(checkpoint)
-    if not paths:
-        raise ConfigError("evaluate needs at least one checkpoint")
     set_threads(threads)
     predictors = [Predictor.from_checkpoint(p, device=device, precision=precision, tta=tta, batch_size=batch_size,
-                                            expect_model=expect_model, threads=threads) for p in paths]
-    ensemble = Predictor.ensemble(predictors) if len(predictors) > 1 else None  # checks the class names
+                                            expect_model=expect_model, threads=threads) for p in _checkpoints(checkpoint)]
+    check_same_classes(predictors)
     first = predictors[0]
     cfg = first.info.get("config") or {}
     ds = data or load_dataset(*dataset_args(cfg, dataset, data_dir))
@@ -154,9 +157,9 @@ def evaluate(checkpoint: str | Path | Sequence[str | Path], *, data: Dataset | N
         members.append(({"checkpoint": p.info["path"], "model": p.info["model"], "epoch": p.info.get("epoch"),
                          "tta": p.tta, "images": len(labels), **classification_metrics(logits, labels, first.class_names)},
                         logits / p.temperature))
-    if ensemble is None:
+    if len(members) == 1:
         return members[0][0]
-    combined = ensemble_logits([z for _, z in members])  # what the ensemble Predictor computes, members computed once
+    combined = ensemble_logits([z for _, z in members])  # what Predictor.ensemble computes, members computed once
     return {"checkpoint": [m["checkpoint"] for m, _ in members], "model": "ensemble", "epoch": None,
             "tta": first.tta, "images": len(labels), "combine": "mean of logits / temperature",
             **classification_metrics(combined, labels, first.class_names), "members": [m for m, _ in members]}

@@ -1,120 +1,34 @@
 """The one inference path: checkpoint -> model on device -> normalization -> precision and memory
-format -> test-time augmentation -> logits / probabilities.
+format -> test-time augmentation -> logits / probabilities, as a `Predictor` that takes
+Fashion-MNIST arrays and photos alike.
 
 Training (validation and test), evaluation, boosting, the report and every later consumer
-(photos, export, serving) go through `predict_logits` or a `Predictor`, so they agree on what
-"the model's output" is.
+(photos, export, serving) go through `forward.predict_logits` or a `Predictor`, so they agree on
+what "the model's output" is.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import build_from_checkpoint, load_checkpoint
-from .data.normalize import Normalization, to_float
+from .data.normalize import Normalization
 from .errors import ConfigError
+from .forward import ensemble_logits, last_linear, model_threads, parse_tta, predict_logits, unknown_scores
 from .layout import PROBE_BATCH, choose_layout, rule_layout
 from .models.registry import list_models, model_info, place_model
 from .onnx_file import is_onnx_path, load_onnx
-from .utils import autocast, resolve_device
+from .utils import resolve_device
 
-TTA_VIEWS = ("flip", "translate")
 # "Probably none of the ten classes": flagged when the unknown-item score is above this. The score is
 # 1 - the largest calibrated class probability, so the flag means "no class gets half the belief".
 UNKNOWN_THRESHOLD = 0.5
-
-
-def parse_tta(value: str | Sequence[str] | None) -> list[str]:
-    """'none', 'flip', 'flip+translate' (or a list of views) -> checked list of views."""
-    if value is None:
-        return []
-    if not isinstance(value, (str, list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"--tta must be 'none', a '+'-joined string or a list of views, got {value!r}")
-    views = ([] if value.strip() in ("", "none") else value.replace(",", "+").split("+")) if isinstance(value, str) \
-        else list(value)
-    bad = [v for v in views if v not in TTA_VIEWS]
-    if bad:
-        raise ConfigError(f"unknown --tta view {', '.join(map(repr, bad))}; choose none or a '+'-joined list of "
-                          f"{', '.join(TTA_VIEWS)}")
-    return views
-
-
-def _shift(x: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
-    """The batch moved by (dx, dy) pixels, black coming in (pad and crop: exports to ONNX as is)."""
-    h, w = x.shape[-2:]
-    padded = F.pad(x, (max(dx, 0), max(-dx, 0), max(dy, 0), max(-dy, 0)))
-    top, left = max(-dy, 0), max(-dx, 0)
-    return padded[..., top:top + h, left:left + w]
-
-
-def _translate_views(x: torch.Tensor, shift: int = 1) -> list[torch.Tensor]:
-    """The batch shifted by one pixel in each of the four directions (black fill)."""
-    return [_shift(x, dx, dy) for dx, dy in ((shift, 0), (-shift, 0), (0, shift), (0, -shift))]
-
-
-def tta_forward(forward, x01: torch.Tensor, tta: Sequence[str] = ()) -> torch.Tensor:
-    """`forward` (views in [0, 1] -> float logits) averaged over the TTA views of the batch; used
-    by `predict_logits` and baked into exported ONNX graphs, so both compute the same thing."""
-
-    def run(views: list[torch.Tensor]) -> torch.Tensor:
-        return sum(forward(v) for v in views) / len(views)
-
-    bases = [x01, x01.flip(3)] if "flip" in tta else [x01]
-    logits = run(bases)
-    if "translate" in tta:  # airbench weighting: half on the unshifted views, half on the shifted ones
-        logits = 0.5 * logits + 0.5 * run([v for b in bases for v in _translate_views(b)])
-    return logits
-
-
-@torch.no_grad()
-def predict_logits(model: nn.Module, images: torch.Tensor, *, normalizer: Normalization, batch_size: int = 1000,
-                   precision: str = "fp32", channels_last: bool = False, tta: Sequence[str] = ()) -> torch.Tensor:
-    """Logits (float32, on CPU) for uint8 images (N, 28, 28) on the model's device; TTA averages
-    logits over flipped/shifted views."""
-    if batch_size < 1:
-        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
-    model.eval()
-    device = images.device
-
-    def forward(v: torch.Tensor) -> torch.Tensor:
-        v = normalizer(v)
-        if channels_last:
-            v = v.contiguous(memory_format=torch.channels_last)
-        with autocast(device, precision):
-            return model(v).float()
-
-    out = [tta_forward(forward, to_float(images[start:start + batch_size]), tta).cpu()
-           for start in range(0, len(images), batch_size)]
-    return torch.cat(out) if out else torch.zeros(0)
-
-
-def unknown_scores(logits, temperature: float = 1.0) -> dict[str, np.ndarray]:
-    """Scores that grow as an input looks like none of the classes: 'msp' (1 - the largest
-    softmax(logits / T) probability, Hendrycks & Gimpel 2017) and 'energy' (-T logsumexp(logits / T),
-    Liu et al. 2020)."""
-    z = torch.as_tensor(logits).float() / temperature
-    return {"msp": (1 - torch.softmax(z, 1).amax(1)).numpy() if len(z) else np.zeros(0),
-            "energy": (-temperature * torch.logsumexp(z, 1)).numpy() if len(z) else np.zeros(0)}
-
-
-@contextlib.contextmanager
-def model_threads(threads: int | None):
-    """torch's CPU threads set to `threads` inside the block, restored after (None: unchanged)."""
-    before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _is_photo_source(x) -> bool:
@@ -122,11 +36,6 @@ def _is_photo_source(x) -> bool:
 
     return isinstance(x, (str, Path, bytes, bytearray, memoryview, Image.Image)) or (isinstance(x, np.ndarray) and (
         x.ndim == 3 and x.shape[-1] in (3, 4) or x.ndim == 2 and x.shape != (28, 28)))
-
-
-def last_linear(model: nn.Module) -> nn.Linear | None:
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    return linears[-1] if linears else None
 
 
 def as_image_batch(images) -> torch.Tensor:
@@ -154,14 +63,13 @@ def as_image_batch(images) -> torch.Tensor:
     return x
 
 
-def ensemble_logits(calibrated: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Members' logits already divided by their temperatures -> the ensemble's logits (temperature 1):
-    their mean, so its softmax is the normalized geometric mean of the calibrated probabilities.
-    Averaged logits keep the energy score meaningful (the log of averaged probabilities has
-    logsumexp 0 for every input), and the real-photo pair in BENCHMARKS.md was measured this way."""
-    if not calibrated:
-        raise ConfigError("an ensemble needs at least one member")
-    return torch.stack([z.float() for z in calibrated]).mean(0)
+def check_same_classes(predictors: Sequence[Predictor]) -> None:
+    """Refuse to combine models that name different classes (trained on different datasets)."""
+    first = predictors[0]
+    for p in predictors[1:]:
+        if p.class_names != first.class_names:
+            raise ConfigError(f"{p.info.get('path')} names other classes than {first.info.get('path')}; "
+                              "an ensemble needs models of one dataset")
 
 
 @dataclass
@@ -280,11 +188,8 @@ class Predictor:
         predictors = list(predictors)
         if len(predictors) < 2:
             raise ConfigError(f"an ensemble needs at least two models, got {len(predictors)}")
+        check_same_classes(predictors)
         first = predictors[0]
-        for p in predictors[1:]:
-            if p.class_names != first.class_names:
-                raise ConfigError(f"{p.info.get('path')} names other classes than {first.info.get('path')}; "
-                                  "an ensemble needs models of one dataset")
         info = {**first.info, "model": "ensemble of " + ", ".join(str(p.info.get("model")) for p in predictors),
                 "path": ", ".join(str(p.info.get("path")) for p in predictors), "epoch": None,
                 "members": [{k: p.info.get(k) for k in ("model", "path", "epoch")} for p in predictors]}

@@ -15,7 +15,7 @@ from fashionbench.data.photos import to_fmnist
 from fashionbench.errors import ConfigError, PhotoError
 from fashionbench.evaluate.photos import photo_metrics, read_labels
 from fashionbench.evaluate.stats import fit_temperature
-from fashionbench.inference import unknown_scores
+from fashionbench.forward import unknown_scores
 
 PHOTOS = Path(__file__).resolve().parents[1] / "photos" / "clothing"
 

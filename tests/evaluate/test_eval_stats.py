@@ -11,7 +11,8 @@ from fashionbench.data.normalize import Normalization
 from fashionbench.evaluate.interpret import Interpretation, sprite_indices, tsne_2d
 from fashionbench.evaluate.metrics import classification_metrics, detailed_metrics
 from fashionbench.evaluate.stats import bootstrap_accuracy_ci, calibration, mcnemar, mean_std, stratified_sample
-from fashionbench.inference import Predictor, last_linear
+from fashionbench.forward import last_linear
+from fashionbench.inference import Predictor
 from fashionbench.models.registry import create_model
 
 

@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from fashionbench.data.normalize import Normalization
-from fashionbench.inference import _translate_views
-from fashionbench.inference import predict_logits as predict
+from fashionbench.forward import _translate_views
+from fashionbench.forward import predict_logits as predict
 from fashionbench.models import create_model
 from fashionbench.train.config import validate
 from fashionbench.train.engine import Lookahead

@@ -17,7 +17,8 @@ from PIL import Image, ImageDraw
 
 from ..data.photos import Converted, convert_many, to_fmnist
 from ..errors import PhotoError
-from ..inference import Predictor, unknown_scores
+from ..forward import unknown_scores
+from ..inference import Predictor
 from ..runs import fmt_pct
 from ..utils import atomic_write_bytes, atomic_write_text
 

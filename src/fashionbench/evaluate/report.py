@@ -19,7 +19,8 @@ from .. import runs
 from ..checkpoint import read_checkpoint
 from ..data.splits import split_training_set
 from ..errors import CheckpointError
-from ..inference import Predictor, last_linear
+from ..forward import last_linear
+from ..inference import Predictor
 from ..runs import RunData, fmt_pct, load_run
 from ..utils import atomic_write_bytes, atomic_write_text
 from . import plots

@@ -36,7 +36,8 @@ from torch import nn
 from .. import __version__
 from ..data.normalize import Normalization
 from ..errors import CheckpointError, ConfigError
-from ..inference import Predictor, predict_logits, tta_forward
+from ..forward import predict_logits, tta_forward
+from ..inference import Predictor
 from ..onnx_file import (
     FORMAT,
     INPUT,

@@ -13,7 +13,7 @@ from typing import Any
 from ..data.augment import parse_augment
 from ..data.normalize import KINDS as NORMALIZATIONS
 from ..errors import ConfigError
-from ..inference import parse_tta
+from ..forward import parse_tta
 from ..models.registry import model_info
 from .optim import LOSSES, OPTIMIZERS, SCHEDULES
 from .recipes import recipe_config

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from ..data.normalize import Normalization, to_float
 from ..errors import FashionbenchError
-from ..inference import predict_logits
+from ..forward import predict_logits
 from ..utils import autocast
 
 if TYPE_CHECKING:

@@ -18,7 +18,8 @@ from ..data.sources import Dataset
 from ..data.splits import Split
 from ..evaluate.metrics import classification_metrics
 from ..evaluate.stats import fit_temperature, stratified_sample
-from ..inference import Predictor, predict_logits
+from ..forward import predict_logits
+from ..inference import Predictor
 from ..models.registry import count_params
 from ..utils import machine_description
 from .config import TrainConfig
