@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from fashionbench.data.normalize import Normalization
+from fashionbench.data.photo_augment import PHOTO_AUGMENTS
 from fashionbench.forward import _translate_views
 from fashionbench.forward import predict_logits as predict
 from fashionbench.models import create_model
@@ -32,6 +33,13 @@ def test_muon_recipes_are_their_sgd_parents_shorter_with_half_the_batch(short_na
     # lr and weight decay follow the batch; Muon's normalised steps need no warmup
     assert short.lr == pytest.approx(fast.lr / 2) and short.weight_decay == pytest.approx(2 * fast.weight_decay)
     assert short.warmup_epochs == 0 and fast.warmup_epochs > 0
+
+
+def test_photo_recipe_is_fast_8m_with_photo_augmentations_and_a_validation_split():
+    photo, fast = recipe_train_config("photo"), recipe_train_config("fast-8m")
+    assert photo.model_args == fast.model_args and (photo.optimizer, photo.batch_size) == (fast.optimizer, 512)
+    assert set(photo.augment) == {"flip", *PHOTO_AUGMENTS} and fast.augment == ["flip"]
+    assert photo.val_fraction > 0 == fast.val_fraction  # the temperature predict uses is fitted on held-out images
 
 
 @pytest.mark.parametrize("stem, sizes", [(STRIDE_2, [14, 7, 3, 3]), (STRIDE_1, [27, 13, 6, 3])])
