@@ -87,10 +87,9 @@ def load(path: str | Path | Sequence[str | Path], *, device: str = "auto", preci
     `imagenet_weight=1` combines it with EfficientNet-Lite0's zero-shot ImageNet prior on photos;
     `threads` sets torch's CPU threads for its forward (default: the model's own choice, else torch's).
     A list of several: their ensemble (`Predictor.ensemble`, the mean of their logits / temperature)."""
-    predictors = [Predictor.from_checkpoint(p, device=device, precision=precision, tta=tta, batch_size=batch_size,
-                                            photo_method=photo_method, imagenet_weight=imagenet_weight, threads=threads)
-                  for p in _checkpoints(path)]
-    return predictors[0] if len(predictors) == 1 else Predictor.ensemble(predictors)
+    return Predictor.from_checkpoints(_checkpoints(path), device=device, precision=precision, tta=tta,
+                                      batch_size=batch_size, photo_method=photo_method,
+                                      imagenet_weight=imagenet_weight, threads=threads)
 
 
 def predict_photos(checkpoint: str | Path | Predictor, paths: Sequence[str | Path], *, k: int = 3,

@@ -180,6 +180,13 @@ class Predictor:
                    imagenet_weight=imagenet_weight)
 
     @classmethod
+    def from_checkpoints(cls, paths: Sequence, **kwargs) -> Predictor:
+        """`from_checkpoint` for one path; for several, each loaded with the same keyword arguments and
+        combined by `ensemble`."""
+        predictors = [cls.from_checkpoint(p, **kwargs) for p in paths]
+        return predictors[0] if len(predictors) == 1 else cls.ensemble(predictors)
+
+    @classmethod
     def ensemble(cls, predictors: Sequence[Predictor]) -> Predictor:
         """Several trained runs as one Predictor. Its logits are the mean of the members' logits divided
         by their temperatures, each member with its own normalization, TTA and temperature

@@ -30,7 +30,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return run_server(args.model, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb,
                       threads=args.threads, workers=args.inference_threads, max_batch=args.max_batch,
                       method=args.method, imagenet_weight=args.imagenet_prior, tta=args.tta,
-                      unknown_threshold=args.unknown_threshold)
+                      unknown_threshold=args.unknown_threshold, ensemble=args.ensemble)
 
 
 def add_parsers(sub) -> None:
@@ -58,6 +58,9 @@ def add_parsers(sub) -> None:
                        "POST /predict/batch, GET /health, /model, /metrics (Prometheus), /docs, and an upload "
                        "page at /.")
     p.add_argument("model", help="best.pt / last.pt, a run folder or an exported .onnx file")
+    p.add_argument("--ensemble", action="append", default=[], metavar="RUN",
+                   help="another run (or checkpoint, or .onnx) to average with MODEL: the mean of their logits / "
+                   "temperature, as predict --ensemble (repeatable)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for a "
                    "phone on the same network)")
     p.add_argument("--port", type=int, default=8000)

@@ -18,6 +18,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -154,7 +155,9 @@ def model_card(predictor: Predictor) -> dict:
     meta = info.get("onnx") or {}
     cfg = info.get("config") or {}
     accuracy = meta.get("test_accuracy")
-    if accuracy is None and info.get("path"):
+    members = [{**m, "test_accuracy": run_accuracy(Path(m["path"])) if m.get("path") else None}
+               for m in info.get("members", [])]
+    if accuracy is None and info.get("path") and not members:
         accuracy = run_accuracy(Path(info["path"]))
     return {"model": info.get("model"), "format": info.get("format", "checkpoint"), "path": info.get("path"),
             "classes": predictor.class_names, "test_accuracy": accuracy, "temperature": predictor.temperature,
@@ -163,7 +166,7 @@ def model_card(predictor: Predictor) -> dict:
             "imagenet_prior_weight": predictor.imagenet_weight, "unknown_threshold": predictor.unknown_threshold,
             "input": {"upload": "one image file per field (JPEG, PNG, WebP, BMP, TIFF, GIF)",
                       "model_input": "28x28 grayscale, light item on black (photos are converted)"},
-            "fashionbench_version": __version__}
+            "members": members, "fashionbench_version": __version__}
 
 
 class Classifier:
@@ -330,8 +333,10 @@ def create_app(predictor: Predictor, *, max_upload_mb: float = 10.0, max_batch: 
 
 def run_server(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, max_upload_mb: float = 10.0,
                threads: int | None = None, workers: int = 1, max_batch: int = 32, method: str = "auto",
-               imagenet_weight: float = 0.0, tta: str | None = None, unknown_threshold: float | None = None) -> int:
-    """Load the model once and serve it until interrupted."""
+               imagenet_weight: float = 0.0, tta: str | None = None, unknown_threshold: float | None = None,
+               ensemble: Sequence[str | Path] = ()) -> int:
+    """Load the model once (with `ensemble`, the mean of its and their logits / temperature, as `predict
+    --ensemble` computes it) and serve it until interrupted."""
     require_fastapi()
     try:
         import uvicorn
@@ -342,8 +347,8 @@ def run_server(model: str | Path, *, host: str = "127.0.0.1", port: int = 8000, 
     if not 0 < port < 65536:
         raise ConfigError(f"--port must be in 1..65535, got {port}")
     set_threads(threads)
-    predictor = Predictor.from_checkpoint(model, device="cpu", tta=tta, batch_size=64, photo_method=method,
-                                          imagenet_weight=imagenet_weight)
+    predictor = Predictor.from_checkpoints([model, *ensemble], device="cpu", tta=tta, batch_size=64,
+                                           photo_method=method, imagenet_weight=imagenet_weight)
     if unknown_threshold is not None:
         if not 0 <= unknown_threshold <= 1:
             raise ConfigError(f"--unknown-threshold must be in [0, 1], got {unknown_threshold}")
