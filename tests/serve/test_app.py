@@ -160,21 +160,6 @@ def test_missing_extra_is_one_line(monkeypatch):
         require_fastapi()
 
 
-@pytest.fixture(scope="module")
-def second_run(tmp_path_factory, band_data):
-    """Another seed of the conftest's small FastNet: the second member of an ensemble."""
-    from fashionbench.train.config import TrainConfig
-    from fashionbench.train.run import train_run
-
-    run_dir = tmp_path_factory.mktemp("serve-runs") / "fast-s1"
-    cfg = TrainConfig(model="fastnet", model_args={"widths": [8, 16, 16], "whiten_stride": 2,
-                                                    "pools": [True, True, False]},
-                      epochs=3, batch_size=50, optimizer="adam", lr=1e-2, device="cpu", precision="fp32",
-                      val_fraction=0.1, tta=["flip"], seed=1)
-    train_run(cfg, run_dir, dataset=band_data)
-    return run_dir
-
-
 def test_serve_an_ensemble_as_predict_computes_it(fast_run, second_run, start_server):
     from fashionbench import load
 
