@@ -61,3 +61,19 @@ def test_upload_page_shows_label_bars_and_the_28x28(server, tmp_path, band_data)
     if keep:
         Path(keep).mkdir(parents=True, exist_ok=True)
         shutil.copy(shot, Path(keep) / shot.name)
+
+
+@pytest.mark.slow  # a second server and browser: about 10 s
+def test_upload_page_names_an_ensembles_members(fast_run, second_run, start_server):
+    proc, url = start_server(fast_run, "--ensemble", str(second_run))
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page()
+            page.goto(url + "/")
+            about = page.inner_text("#about")
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert "ensemble of fastnet, fastnet" in about and about.count("%") == 2 and "on their test set" in about
