@@ -22,7 +22,7 @@ import torch
 
 from fashionbench.data.photos import convert_many
 from fashionbench.evaluate.photos import photo_metrics, read_labels
-from fashionbench.forward import ensemble_logits, unknown_scores
+from fashionbench.forward import unknown_scores
 from fashionbench.inference import Predictor
 from fashionbench.utils import machine_description, set_threads
 
@@ -132,10 +132,11 @@ def main() -> int:
     for name, predictors, method, ckpt in rows:
         cells, rec = [], {"step": name, "method": method, "checkpoints": ckpt}
         t = predictors[0].temperature
+        # as predict --ensemble: the members' logits / T averaged, the ImageNet prior computed once
+        model = predictors[0] if len(predictors) == 1 else Predictor.ensemble(predictors)
         for folder in FOLDERS:
             batch, labels, ms, paths, boxes = converted[folder, method]
-            logits = ensemble_logits([p.predict_logits(batch, photos=paths, boxes=boxes) / p.temperature
-                                      for p in predictors])
+            logits = model.predict_logits(batch, photos=paths, boxes=boxes) / model.temperature
             m = photo_metrics(logits, labels, predictors[0].class_names)  # logits already divided by T
             rec[folder] = {"top1": m["top1_accuracy"], "top2": m["top2_accuracy"], "auroc": m["unknown_auroc"],
                            "ms_per_photo": ms}

@@ -38,6 +38,7 @@ from fashionbench.data.sources import load_dataset
 from fashionbench.forward import ensemble_logits, predict_logits
 from fashionbench.layout import PROBE_BATCH, choose_layout
 from fashionbench.models import create_model
+from fashionbench.models.ensemble import combine_outputs
 from fashionbench.train.callbacks import Callback
 from fashionbench.train.recipes import recipe_train_config
 from fashionbench.train.run import train_run
@@ -94,7 +95,7 @@ def run_ensemble(recipe: str, seed: int, ds, members: int) -> list[dict]:
         print(f"    member seed {members * seed + j}: {100 * pts[-1]['accuracy']:.2f}%, {pts[-1]['seconds']:.1f} s",
               flush=True)
     acc = (ensemble_logits(outputs).argmax(1) == ds.test_labels).float().mean().item()
-    mean_p = (torch.stack([z.softmax(1) for z in outputs]).mean(0).argmax(1) == ds.test_labels).float().mean().item()
+    mean_p = (combine_outputs(outputs, "softmax").argmax(1) == ds.test_labels).float().mean().item()
     print(f"    ensemble {100 * acc:.2f}% (averaging the probabilities instead: {100 * mean_p:.2f}%)", flush=True)
     return [{"epoch": pts[-1]["epoch"], "seconds": seconds, "train_seconds": seconds, "tta_seconds": 0.0,
              "accuracy": acc, "members": each}]
