@@ -55,9 +55,11 @@ def train(model: str | None = None, *, recipe: str | None = None, config: str | 
 def resume(run_dir: str | Path, *, device: str | None = None, threads: int | None = None,
            data: Dataset | None = None, callbacks: Sequence = (), track=None, tracking_uri: str | None = None,
            dist=None) -> RunResult:
-    """Continue an interrupted run from its last.pt, with its own saved config."""
+    """Continue an interrupted run from its last.pt, with its own saved config. The threads are this
+    call's (default: the model's own choice, as for a new run), not those an earlier start was given:
+    a run started with --threads 1 beside another job resumes alone at full speed."""
     cfg = load_run_config(run_dir) if dist is None else dist.on_writer(lambda: load_run_config(run_dir))
-    changes = {k: v for k, v in {"device": device, "threads": threads}.items() if v is not None}
+    changes = {"threads": threads} | ({"device": device} if device is not None else {})
     return train_run(cfg.replace(**changes), run_dir, dataset=data, resume=True, callbacks=callbacks, dist=dist,
                      tracking=tracking(track, tracking_uri))
 

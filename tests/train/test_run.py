@@ -67,3 +67,36 @@ def test_numpy_models_predict_with_their_own_thread_count(tiny_dataset, monkeypa
         assert set(seen) == {2}
     finally:
         torch.set_num_threads(before)
+
+
+def test_resume_takes_its_own_threads_not_those_of_an_earlier_start(tiny_dataset, monkeypatch, tmp_path):
+    """--threads is about the machine at the time (another job beside it), not the run: a run started
+    with explicit threads resumes with the model's own choice unless this call gives some."""
+    import pytest
+    import torch
+
+    import fashionbench as fb
+    from fashionbench.train import callbacks as callbacks_mod
+    from fashionbench.train.run import train_run
+
+    original = callbacks_mod.RunWriter.on_epoch_end
+
+    def crash(self, state, row):
+        original(self, state, row)
+        raise KeyboardInterrupt
+
+    c = TrainConfig(model="numpy_mlp", epochs=2, batch_size=64, device="cpu", precision="fp32", threads=2)
+    monkeypatch.setattr(callbacks_mod.RunWriter, "on_epoch_end", crash)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(c, tmp_path / "run", dataset=tiny_dataset)
+    monkeypatch.setattr(callbacks_mod.RunWriter, "on_epoch_end", original)
+    seen = []
+    monkeypatch.setattr("fashionbench.models.numpy_mlp.forward_np", _record_threads(seen))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert fb.resume(tmp_path / "run", data=tiny_dataset).metrics["epochs"] == 2
+        assert seen and set(seen) == {1}
+        assert fb.make_config(config=str(tmp_path / "run" / "config.json")).threads is None
+    finally:
+        torch.set_num_threads(before)
