@@ -73,8 +73,8 @@ def main(argv: list[str] | None = None) -> None:
         ref = Predictor.from_checkpoint(ckpt, device="cpu", precision="fp32", tta="none")
         ds = load_dataset(*dataset_args(ref.info.get("config") or {}))
         folder = out_root / Path(ckpt).resolve().name
-        fp32 = export_onnx(ckpt, folder / "model.onnx", data=ds)
-        int8 = export_onnx(ckpt, folder / "model-int8.onnx", int8=True, data=ds)
+        fp32 = export_onnx(ckpt, folder / "model.onnx", data=ds, overwrite=True)
+        int8 = export_onnx(ckpt, folder / "model-int8.onnx", int8=True, data=ds, overwrite=True)
         buf = io.BytesIO()
         torch.save(ref.model.state_dict(), buf)
         ckpt_bytes = buf.tell()

@@ -41,6 +41,14 @@ def one_error_line(capsys) -> str:
     (["--model", "fastnet", "--model-arg", "widths=[0,0,0]"], "model 'fastnet' cannot be built with"),
     (["--model", "mlp_002", "--model-arg", "dropout=7"], "cannot be built"),
     (["--model", "cnn_002", "--model-arg", "init=\"bogus\""], "init"),
+    (["--model-arg", "num_classes=3"], "--model-arg num_classes is set from the data"),
+    (["--epochs", "-3"], "--epochs must be at least 1"),
+    (["--weights", "w.pt"], "--weights gives ImageNet starting weights to a transfer-learning model; mlp_002"),
+    (["--model", "fastnet", "--resize-min", "14", "--resize-end", "0"], "--resize-min needs --resize-end after"),
+    (["--filter-lr", "0.1"], "--filter-lr has no effect without --optimizer muon"),
+    (["--teacher-weight", "0.3"], "--teacher-weight has no effect without --teacher"),
+    (["--photos-repeat", "3"], "--photos-repeat has no effect without --photos"),
+    (["--tracking-uri", "sqlite:///x.db"], "--tracking-uri has no effect without --track"),
 ])
 def test_bad_train_options_one_line(flags, expected, idx_folder, tmp_path, capsys):
     args = ["train", *TINY, *data_args(idx_folder), "--out", str(tmp_path / "run"), *flags]
@@ -324,3 +332,77 @@ def test_constant_embeddings_skip_tsne_instead_of_crashing():
     art = collect_artifacts(Predictor.from_model(Dead(), Normalization(), [str(i) for i in range(10)], device="cpu"),
                             images, labels, np.zeros((60, 10), np.float32), images, labels)
     assert "tsne" not in art and "sprite_images" in art
+
+
+@pytest.mark.parametrize("history", ["epoch,train_loss,train_accuracy,elapsed\n1,0.5,\xff,1.0\n",
+                                     "garbage,,\n1,2,3\n", "epoch,train_loss,train_accuracy,elapsed\nabc,1,0.5,1\n",
+                                     "epoch,train_loss,train_accuracy,elapsed\n1,0.5\n"])
+def test_epochs_table_of_a_damaged_history_is_one_line(trained, history, capsys):
+    (trained / "history.csv").write_bytes(history.encode("latin-1"))
+    assert main(["epochs-table", str(trained)]) == 2
+    assert "history.csv is corrupt" in one_error_line(capsys)
+
+
+def test_epochs_table_json_is_valid_json_without_a_validation_split(idx_folder, tmp_path, capsys):
+    out = tmp_path / "noval"
+    assert main(["train", *TINY, *data_args(idx_folder), "--val-fraction", "0", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["epochs-table", str(out), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    assert rows[-1]["epoch"] == 1 and rows[-1]["val_accuracy"] is None
+
+
+def test_unreadable_ablation_spec_and_nameless_variation(idx_folder, tmp_path, capsys):
+    spec = tmp_path / "spec.json"
+    spec.write_bytes(b"\xff\xfe{")
+    assert main(["ablate", "--spec", str(spec), *data_args(idx_folder), "--out", str(tmp_path / "a")]) == 2
+    assert "ablation spec" in one_error_line(capsys)
+    assert main(["ablate", *TINY, "--vary", ":lr=0.1", *data_args(idx_folder), "--out", str(tmp_path / "b")]) == 2
+    assert "has no name" in one_error_line(capsys)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("pair, expected", [("resnet18_tl=missing.pth", "weights file missing.pth not found"),
+                                            ("fastnet=w.pth", "fastnet takes no starting weights"),
+                                            ("nosuch=w.pth", "unknown model 'nosuch'")])
+def test_reproduce_checks_its_weights_before_any_row(pair, expected, idx_folder, tmp_path, capsys):
+    assert main(["reproduce", "000-table3", "--weights", pair, "--data-dir", str(idx_folder),
+                 "--out", str(tmp_path / "rp")]) == 2
+    assert expected in one_error_line(capsys)
+    assert not (tmp_path / "rp").exists()
+
+
+def test_os_errors_name_the_path_and_what_is_wrong():
+    from fashionbench.cli import _os_error_line
+
+    denied = _os_error_line(PermissionError(errno.EACCES, "Permission denied", "ph/labels.csv"))
+    assert denied == "Permission denied: ph/labels.csv; check the path and its permissions"
+    assert "is a file where a folder is needed" in _os_error_line(FileExistsError(errno.EEXIST, "File exists", "x.csv"))
+    assert "is a folder where a file is needed" in _os_error_line(IsADirectoryError(errno.EISDIR, "Is a dir", "d"))
+    assert "the disk is full writing a.pt" in _os_error_line(OSError(errno.ENOSPC, "No space left", "a.pt"))
+
+
+def test_unreadable_checkpoint_says_permission_not_truncated(trained, monkeypatch):
+    from fashionbench.checkpoint import load_checkpoint
+    from fashionbench.errors import CheckpointError
+
+    def denied(*a, **kw):
+        raise PermissionError(errno.EACCES, "Permission denied", str(trained / "best.pt"))
+
+    monkeypatch.setattr(torch, "load", denied)
+    with pytest.raises(CheckpointError, match="cannot be read \\(permission denied\\)"):
+        load_checkpoint(trained / "best.pt")
+
+
+def test_data_dir_naming_a_file_and_a_relative_data_dir(idx_folder, tmp_path, capsys, monkeypatch):
+    a_file = tmp_path / "train.csv"
+    a_file.write_text("x")
+    assert main(["train", *TINY, *data_args(a_file), "--out", str(tmp_path / "r")]) == 2
+    assert "is a file; --data-dir names the folder" in one_error_line(capsys)
+    monkeypatch.chdir(idx_folder.parent)
+    assert main(["train", *TINY, *data_args("idx"), "--out", str(tmp_path / "rel")]) == 0
+    saved = json.loads((tmp_path / "rel" / "config.json").read_text())
+    assert saved["data_dir"] == str(idx_folder.resolve())  # evaluate and report find it from any folder
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "rel"), "--threads", "1"]) == 0

@@ -195,3 +195,14 @@ def test_unknown_or_no_tracker():
     with tracked_group(None, "study") as group:
         assert group is None
     log_group_result(None, {"x": 1.0}, [])
+
+
+@pytest.mark.parametrize("uri", ["bogus://x", "sqlite:////proc/x.db", "{folder}/plain-folder"])
+def test_a_store_that_cannot_be_opened_is_refused_before_training(uri, tmp_path):
+    """SQLite that cannot open its file, an unknown scheme, a plain folder (MLflow's file store): one line, at once."""
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(ConfigError, match="cannot open the MLflow store .*--tracking-uri"):
+        tracking_spec("mlflow", uri.format(folder=tmp_path), "tests")
+    assert time.perf_counter() - start < 60  # MLflow alone retries an unopenable database for about 2 minutes

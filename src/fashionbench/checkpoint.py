@@ -44,7 +44,10 @@ def read_checkpoint(path: str | Path) -> dict:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError, ValueError,
             AttributeError, KeyError, IndexError, TypeError) as e:
+        if isinstance(e, PermissionError):
+            raise CheckpointError(f"{path} cannot be read (permission denied); check its permissions") from None
         why = "not a PyTorch checkpoint" if "Weights only load failed" in str(e) else \
+            "not a PyTorch file" if isinstance(e, (KeyError, IndexError, pickle.UnpicklingError)) else \
             (str(e).splitlines() or [type(e).__name__])[0][:120]
         raise CheckpointError(f"{path} could not be read as a checkpoint ({why}); it is truncated or not a "
                               "fashionbench checkpoint: train again or pass another file") from None

@@ -169,6 +169,8 @@ class RunData:
 
 
 def _missing(path: Path) -> CheckpointError:
+    if not path.parent.exists():
+        return CheckpointError(f"run folder {path.parent} not found; pass a folder written by `fashionbench train`")
     hint = ("training did not finish or the folder is not a run folder; pass a folder written by "
             "`fashionbench train` (or train it again)")
     return CheckpointError(f"{path.parent} lacks {path.name}: {hint}")
@@ -209,7 +211,12 @@ def read_csv(path: Path, required: tuple[str, ...]) -> list[dict]:
             missing = [c for c in required if c not in (reader.fieldnames or [])]
             if missing:
                 raise ValueError(f"no column {', '.join(missing)}")
-            return [{k: _num(v) for k, v in row.items() if k is not None} for row in reader]
+            rows = [{k: _num(v) for k, v in row.items() if k is not None} for row in reader]
+        for i, row in enumerate(rows, 2):
+            empty = [c for c in required if row.get(c) is None]
+            if empty:
+                raise ValueError(f"line {i} has no {', '.join(empty)}")
+        return rows
     except (ValueError, csv.Error, UnicodeDecodeError, OSError) as e:
         raise _corrupt(path, str(e)) from None
 

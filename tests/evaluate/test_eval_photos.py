@@ -178,7 +178,7 @@ def test_predict_keeps_going_past_bad_files_and_lists_them(checkpoint, tmp_path,
     (folder / "notes.jpg").write_text("not an image")
     (folder / "empty.png").write_bytes(b"")
     (folder / "cut.jpg").write_bytes((PHOTOS / "pants.jpg").read_bytes()[:400])
-    assert main(["predict", str(checkpoint), str(folder), "--device", "cpu"]) == 0
+    assert main(["predict", str(checkpoint), str(folder), "--device", "cpu"]) == 2  # after predicting the rest
     captured = capsys.readouterr()
     assert "good.jpg" in captured.out
     assert "3 input(s) could not be used" in captured.err
@@ -187,13 +187,16 @@ def test_predict_keeps_going_past_bad_files_and_lists_them(checkpoint, tmp_path,
     assert "Traceback" not in captured.err
 
 
-@pytest.mark.parametrize("case", ["empty-folder", "no-match", "no-paths", "missing-checkpoint"])
+@pytest.mark.parametrize("case", ["empty-folder", "no-match", "no-paths", "missing-checkpoint", "report-without-labels",
+                                  "labels-names-a-folder"])
 def test_predict_bad_input_is_one_line_exit_2(checkpoint, tmp_path, capsys, case):
     (tmp_path / "empty").mkdir()
     args = {"empty-folder": [str(checkpoint), str(tmp_path / "empty")],
             "no-match": [str(checkpoint), str(tmp_path / "*.jpg")],
             "no-paths": [str(checkpoint)],
-            "missing-checkpoint": [str(tmp_path / "nope.pt"), str(PHOTOS)]}[case]
+            "missing-checkpoint": [str(tmp_path / "nope.pt"), str(PHOTOS)],
+            "report-without-labels": [str(checkpoint), str(PHOTOS), "--report", str(tmp_path / "r")],
+            "labels-names-a-folder": [str(checkpoint), "--labels", str(PHOTOS)]}[case]
     assert main(["predict", *args, "--device", "cpu"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("fashionbench: error:")
@@ -217,6 +220,17 @@ def test_predict_labels_with_a_bad_label_file_is_exit_2(checkpoint, tmp_path, ca
     bad.write_text("path,fmnist_label\ndress.jpg,11\n")
     assert main(["predict", str(checkpoint), "--labels", str(bad), "--device", "cpu"]) == 2
     assert "label '11'" in capsys.readouterr().err
+
+
+def test_predict_labels_scores_the_photos_it_can_and_fails_for_a_missing_one(checkpoint, tmp_path, capsys):
+    labels = tmp_path / "labels.csv"
+    shutil.copy(PHOTOS / "dress.jpg", tmp_path / "dress.jpg")
+    labels.write_text("path,fmnist_label\ndress.jpg,3\ngone.jpg,1\n")
+    assert main(["predict", str(checkpoint), "--labels", str(labels), "--report", str(tmp_path / "r"), "--json",
+                 "--device", "cpu"]) == 2
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["labelled"] == 1
+    assert "gone.jpg" in captured.err and "Traceback" not in captured.err
 
 
 def test_imagenet_prior_combines_as_a_weighted_geometric_mean(checkpoint, capsys):
@@ -284,9 +298,9 @@ def test_a_one_colour_image_is_listed_not_classified_and_bad_output_folders_fail
     folder.mkdir()
     Image.new("RGB", (60, 80), (200, 30, 30)).save(folder / "flat.png")
     shutil.copy(PHOTOS / "dress.jpg", folder / "dress.jpg")
-    assert main(["predict", str(checkpoint), str(folder), "--device", "cpu"]) == 0
+    assert main(["predict", str(checkpoint), str(folder), "--device", "cpu"]) == 2  # the dress still predicted
     captured = capsys.readouterr()
-    assert "flat.png" not in captured.out and "flat.png: no item found" in captured.err
+    assert "dress.jpg" in captured.out and "flat.png" not in captured.out and "flat.png: no item found" in captured.err
     (tmp_path / "afile").write_text("x")
     assert main(["predict", str(checkpoint), str(folder), "--show", str(tmp_path / "afile"), "--device", "cpu"]) == 2
     assert "--show" in capsys.readouterr().err

@@ -174,6 +174,15 @@ def test_bad_onnx_files(tmp_path, capsys, onnx_file):
         export_onnx(onnx_file)
 
 
+def test_export_keeps_an_existing_out_file_unless_told(fast_run, tmp_path, capsys):
+    mine = tmp_path / "mine.onnx"
+    mine.write_bytes(b"someone else's model")
+    assert main(["export", str(fast_run), "--out", str(mine)]) == 2
+    assert "--overwrite" in capsys.readouterr().err and mine.read_bytes() == b"someone else's model"
+    assert main(["export", str(fast_run), "--out", str(tmp_path / "new.onnx"), "--per-tensor"]) == 2
+    assert "add --int8" in capsys.readouterr().err and not (tmp_path / "new.onnx").exists()
+
+
 def test_onnx_without_our_metadata_is_refused(tmp_path):
     import onnx
     from onnx import TensorProto, helper

@@ -31,11 +31,17 @@ def build_parser() -> argparse.ArgumentParser:
 def _os_error_line(e: OSError) -> str:
     from ..runs import is_disk_full
 
-    where = f" writing {e.filename}" if e.filename else ""
+    name = e.filename
     if is_disk_full(e):
-        return (f"the disk is full{where}; free some space, then continue the run with `fashionbench train "
-                "--resume RUN_DIR` (or start it again with --overwrite)")
-    return f"{e.strerror or e}{where or ''}; check the path and its permissions"
+        return (f"the disk is full{f' writing {name}' if name else ''}; free some space, then continue the run "
+                "with `fashionbench train --resume RUN_DIR` (or start it again with --overwrite)")
+    if name is None:
+        return f"{e.strerror or e}; check the path and its permissions"
+    if isinstance(e, (FileExistsError, NotADirectoryError)):
+        return f"{name} is a file where a folder is needed; pass a folder path (or move the file away)"
+    if isinstance(e, IsADirectoryError):
+        return f"{name} is a folder where a file is needed; pass a file"
+    return f"{e.strerror or e}: {name}; check the path and its permissions"
 
 
 def _rank_tag() -> str:

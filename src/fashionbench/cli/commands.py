@@ -27,6 +27,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.resume:
             result = api.resume(args.resume, device=args.device, threads=args.threads, track=tracking, dist=dist)
         else:
+            options.check_flags_apply(options.given_flags(args), api.make_config(**options.config_kwargs(args)),
+                                      args)
             result = api.train(out=args.out, overwrite=args.overwrite, track=tracking, dist=dist,
                                **options.config_kwargs(args))
     finally:

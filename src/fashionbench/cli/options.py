@@ -145,6 +145,20 @@ def given_flags(args: argparse.Namespace) -> dict:
     return flags
 
 
+def check_flags_apply(given: dict, cfg, args: argparse.Namespace) -> None:
+    """Flags that only mean something beside another one are refused alone, not silently ignored."""
+    from ..errors import ConfigError
+
+    needs = [("teacher_weight", cfg.teacher, "--teacher RUN"), ("photos_repeat", cfg.photos, "--photos LABELS_CSV"),
+             ("filter_lr", cfg.optimizer == "muon", "--optimizer muon"),
+             ("filter_momentum", cfg.optimizer == "muon", "--optimizer muon")]
+    for name, ok, other in needs:
+        if name in given and not ok:
+            raise ConfigError(f"--{name.replace('_', '-')} has no effect without {other}; add it or drop the flag")
+    if getattr(args, "tracking_uri", None) and not getattr(args, "track", None):
+        raise ConfigError("--tracking-uri has no effect without --track mlflow|tensorboard; add it or drop the flag")
+
+
 def config_kwargs(args: argparse.Namespace) -> dict:
     """Keyword arguments for the API's training functions: recipe, config file and given flags."""
     flags = given_flags(args)

@@ -36,7 +36,7 @@ def _csv(names: list[str], records: list[dict], k: int) -> str:
 
 def _problems(problems: list[tuple[str, str]]) -> None:
     if problems:
-        print(f"fashionbench: {len(problems)} input(s) could not be used:", file=sys.stderr)
+        print(f"fashionbench: error: {len(problems)} input(s) could not be used (exit code 2):", file=sys.stderr)
         for name, why in problems:
             print(f"  {name}: {why}", file=sys.stderr)
 
@@ -88,7 +88,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print("\n".join(summary_lines(ev)))
             print(f"report: {ev.report}")
         _problems(ev.problems)
-        return 0
+        return 2 if ev.problems else 0  # the figures above leave those photos out
 
     k = min(args.top_k, predictor.num_classes)
     res = api.predict_photos(predictor, args.paths, k=k, keep_steps=bool(args.show),
@@ -108,7 +108,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         sheet = write_show(args.show, res.names, res.converted, res.records)
         print(f"what the model saw: {args.show}/ (one PNG per photo, contact sheet {sheet})", file=sys.stderr)
     _problems(res.problems)
-    return 2 if res.problems and not res.names else 0  # nothing could be read: as a bad input
+    return 2 if res.problems else 0  # the rest was predicted; a script still learns that some input was bad
 
 
 def add_parsers(sub) -> None:
@@ -150,6 +150,9 @@ def _checked_predict(args: argparse.Namespace) -> int:
     if not args.paths and not args.labels:
         raise ConfigError("predict needs photos: fashionbench predict CHECKPOINT PHOTO_OR_FOLDER... "
                           "(or --labels FOLDER/labels.csv)")
+    if args.report and not args.labels:
+        raise ConfigError("--report writes the report of a labelled folder; add --labels FOLDER/labels.csv or use "
+                          "--show DIR to see what the model saw")
     if args.paths and args.labels:
         raise ConfigError("pass either photos or --labels FOLDER/labels.csv (its paths name the photos), not both")
     return cmd_predict(args)

@@ -10,15 +10,21 @@ from . import options
 
 def cmd_export(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
-    from ..serve.export import export_onnx
+    from ..serve.export import CALIBRATION_IMAGES, export_onnx
     from ..utils import set_threads
 
     if args.format != "onnx":
         raise ConfigError(f"unknown --format {args.format!r}; onnx is the one export format")
+    quant = [f for f, v in (("--calibration", args.calibration), ("--calibration-images", args.calibration_images),
+                            ("--per-tensor", args.per_tensor or None)) if v is not None]
+    if quant and not args.int8:
+        raise ConfigError(f"{', '.join(quant)} set(s) the int8 quantization; add --int8 or drop {quant[0]}")
     set_threads(args.threads)
-    result = export_onnx(args.checkpoint, args.out, tta=args.tta, int8=args.int8, calibration=args.calibration,
-                         n_calibration=args.calibration_images, per_channel=not args.per_tensor,
-                         dataset=args.dataset, data_dir=args.data_dir)
+    result = export_onnx(args.checkpoint, args.out, tta=args.tta, int8=args.int8,
+                         calibration=args.calibration or "minmax",
+                         n_calibration=CALIBRATION_IMAGES if args.calibration_images is None else args.calibration_images,
+                         per_channel=not args.per_tensor,
+                         dataset=args.dataset, data_dir=args.data_dir, overwrite=args.overwrite)
     print("\n".join(result.lines()))
     print(f"use it: fashionbench predict {result.path} photo.jpg   |   fashionbench serve {result.path}")
     return 0
@@ -40,14 +46,16 @@ def add_parsers(sub) -> None:
                        "top-1 agreement and accuracy against PyTorch (and, with --int8, against the fp32 graph).")
     p.add_argument("checkpoint", help="best.pt / last.pt or a run folder")
     p.add_argument("--format", default="onnx", help="onnx (the only format)")
-    p.add_argument("--out", help="the .onnx file to write (default: model.onnx / model-int8.onnx in the run folder)")
+    p.add_argument("--out", help="the .onnx file to write (default: model.onnx / model-int8.onnx in the run folder, "
+                   "rewritten on each export)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument("--int8", action="store_true", help="ONNX Runtime static int8 quantization (QDQ, s8 weights, "
                    "u8 activations), calibrated on training images")
     p.add_argument("--tta", action="store_true", help="bake the run's test-time views (flip, shifts) into the graph "
                    "(more accurate, that many times slower)")
-    p.add_argument("--calibration", default="minmax", choices=["minmax", "percentile", "entropy"],
+    p.add_argument("--calibration", choices=["minmax", "percentile", "entropy"],
                    help="how --int8 picks activation ranges (default minmax)")
-    p.add_argument("--calibration-images", type=int, default=2048, help="training images for --int8 calibration")
+    p.add_argument("--calibration-images", type=int, help="training images for --int8 calibration (default 2048)")
     p.add_argument("--per-tensor", action="store_true", help="one weight scale per tensor instead of per channel")
     options.add_data_args(p)
     p.add_argument("--threads", type=int, help="CPU threads (default one per core)")

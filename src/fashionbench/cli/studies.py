@@ -58,6 +58,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             raise ConfigError(f"--weights expects MODEL=FILE (e.g. resnet18_tl=resnet18.pth), got {pair!r}")
         k, v = pair.split("=", 1)
         weights[k] = v
+    if args.rows is not None and not args.rows.strip(","):
+        raise ConfigError("--rows is empty; name rows of the table (fashionbench reproduce --list shows them) "
+                          "or leave it out for all")
     report = api.reproduce(args.name, seeds=args.seeds, rows=args.rows.split(",") if args.rows else None,
                            epochs_scale=args.epochs_scale, data_scale=args.data_scale, weights=weights, out=args.out,
                            data_dir=args.data_dir, device=args.device, precision=args.precision, threads=args.threads,
@@ -79,11 +82,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_epochs_table(args: argparse.Namespace) -> int:
 
-    from ..experiments.epochs import epochs_table, format_epochs_table, read_history, val_label
+    from ..experiments.epochs import epochs_table, format_epochs_table, json_rows, read_history, val_label
 
     rows = epochs_table(read_history(args.run_dir), args.every)
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps(json_rows(rows), indent=2, allow_nan=False))
     else:
         print(format_epochs_table(rows, val_label(args.run_dir)))
     return 0

@@ -93,6 +93,8 @@ def _open(source, name: str, draft: int | None = None) -> tuple[Image.Image, tup
     except UnidentifiedImageError:
         raise photo_error(name, "not an image (or a format Pillow cannot read)",
                     f"use one of {', '.join(e.lstrip('.') for e in IMAGE_EXTENSIONS)}") from None
+    except PermissionError:
+        raise photo_error(name, "cannot be read (permission denied)", "check its permissions") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise photo_error(name, f"truncated or corrupt image ({e})", "copy or upload the photo again") from None
     return img, (w, h)

@@ -82,6 +82,12 @@ class Dataset:
         return len(self.class_names)
 
 
+
+def _not_a_folder(folder: Path, option: str) -> str:
+    if folder.exists():
+        return f"data folder {folder} is a file; {option} names the folder that holds the four IDX files"
+    return f"data folder {folder} does not exist; check {option}"
+
 def cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "fashionbench" / "fashion-mnist"
@@ -176,7 +182,7 @@ def _explicit_folder(data_dir: str | Path | None) -> Path | None:
         return None
     folder = Path(explicit).expanduser()
     if not folder.is_dir():
-        raise DataError(f"data folder {folder} does not exist; check {option}")
+        raise DataError(_not_a_folder(folder, option))
     missing = [s for s in SHA256 if find_file(folder, s) is None]
     if missing:
         raise DataError(f"{folder} (from {option}) lacks {', '.join(missing)} (.gz or raw); " + OFFLINE_HELP)
@@ -355,7 +361,7 @@ def load_dataset(dataset: str = "fashion-mnist", data_dir: str | Path | None = N
             raise DataError("--dataset mnist-format needs --data-dir DIR holding the four IDX files")
         folder, verify, how = Path(data_dir).expanduser(), False, "explicit"
         if not folder.is_dir():
-            raise DataError(f"data folder {folder} does not exist; check --data-dir")
+            raise DataError(_not_a_folder(folder, "--data-dir"))
         log.warning("mnist-format dataset at %s: checksums skipped (only Fashion-MNIST has known ones)", folder)
         arrays = _read_parts(folder, verify=False)
     else:

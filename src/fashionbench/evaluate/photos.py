@@ -161,6 +161,9 @@ def read_labels(csv_path: str | Path, num_classes: int = 10) -> list[LabelledPho
     """labels.csv (`path`, `fmnist_label`; an empty label marks a photo of none of the classes);
     paths are relative to the CSV's folder."""
     csv_path = Path(csv_path)
+    if csv_path.is_dir():
+        raise PhotoError(f"{csv_path} is a folder; pass its labels file, e.g. {csv_path / 'labels.csv'} "
+                         "(columns path,fmnist_label)")
     if not csv_path.is_file():
         raise PhotoError(f"{csv_path}: labels file not found; pass a CSV with columns path,fmnist_label")
     try:

@@ -48,6 +48,8 @@ def parse_variation(text: str) -> Variation:
     if ":" not in text:
         raise ConfigError(f"--vary expects NAME:KEY=VALUE[,KEY=VALUE...], got {text!r}")
     name, rest = text.split(":", 1)
+    if not name.strip():
+        raise ConfigError(f"--vary {text!r} has no name; write NAME:KEY=VALUE, e.g. sgd:optimizer=sgd")
     change = {}
     for pair in filter(None, rest.split(",")):
         if "=" not in pair:
@@ -68,15 +70,23 @@ def parse_variation(text: str) -> Variation:
 
 def load_spec(path: str | Path) -> tuple[dict, list[Variation]]:
     """A JSON file {"baseline": {config...}, "variations": [{"name": ..., "change": {...}}]}."""
+    shape = "expected JSON with 'baseline' and 'variations': [{'name': ..., 'change': {...}}]"
     try:
-        spec = json.loads(Path(path).read_text())
-        base, variations = spec.get("baseline", {}), [Variation(v["name"], v["change"]) for v in spec["variations"]]
-        if not isinstance(base, dict) or not all(isinstance(v.change, dict) for v in variations):
-            raise TypeError("'baseline' and every 'change' must be objects")
-        return base, variations
-    except (OSError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
-        raise ConfigError(f"ablation spec {path}: cannot read it ({e}); expected JSON with 'baseline' and "
-                          "'variations': [{'name': ..., 'change': {...}}]") from None
+        spec = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"ablation spec {path}: cannot read it ({e}); {shape}") from None
+    if not isinstance(spec, dict) or not isinstance(spec.get("variations"), list):
+        raise ConfigError(f"ablation spec {path}: no 'variations' list; {shape}")
+    base = spec.get("baseline", {})
+    if not isinstance(base, dict):
+        raise ConfigError(f"ablation spec {path}: 'baseline' must be an object of config fields; {shape}")
+    variations = []
+    for i, v in enumerate(spec["variations"], 1):
+        if not (isinstance(v, dict) and isinstance(v.get("name"), str) and v["name"].strip()
+                and isinstance(v.get("change"), dict)):
+            raise ConfigError(f"ablation spec {path}: variation {i} needs a 'name' and a 'change' object; {shape}")
+        variations.append(Variation(v["name"].strip(), v["change"]))
+    return base, variations
 
 
 def pooled_std(cells: dict[str, list[float]]) -> float | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from pathlib import Path
@@ -30,8 +29,8 @@ def read_history(run_dir: str | Path) -> list[dict]:
     path = Path(run_dir) / runs.HISTORY
     if not path.is_file():
         raise CheckpointError(f"{run_dir} has no {runs.HISTORY}; pass a run folder written by `fashionbench train`")
-    with path.open() as f:
-        rows = [{k: (float(v) if v not in ("", None) else math.nan) for k, v in r.items()} for r in csv.DictReader(f)]
+    rows = [{k: math.nan if v is None else float(v) for k, v in r.items()}
+            for r in runs.read_csv(path, ("epoch", "train_accuracy", "elapsed"))]
     if not rows:
         raise CheckpointError(f"{path} is empty; the run finished no epoch")
     return rows
@@ -51,6 +50,11 @@ def epochs_table(history: list[dict], every: int) -> list[dict]:
                     "elapsed": r.get("elapsed"), "gain": gain})
         prev = val
     return out
+
+
+def json_rows(rows: list[dict]) -> list[dict]:
+    """The table's rows with NaN (no validation split) as null: NaN is not JSON."""
+    return [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()} for r in rows]
 
 
 def format_epochs_table(rows: list[dict], val_label: str = "val acc") -> str:

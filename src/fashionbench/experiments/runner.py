@@ -180,6 +180,7 @@ def run_table(name: str, out_dir: str | Path, *, seeds: int = 1, shrink: Shrink 
         unknown = [r for r in rows if r not in all_ids]
         if unknown:
             raise ConfigError(f"table {name} has no row {', '.join(unknown)}; rows: {', '.join(all_ids)}")
+    check_weights(weights or {})
     ds = dataset or load_dataset("fashion-mnist", data_dir)
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     context = {"seeds": seeds, "shrink": shrink, "overrides": overrides, "jobs": jobs}
@@ -214,6 +215,20 @@ def run_table(name: str, out_dir: str | Path, *, seeds: int = 1, shrink: Shrink 
         ours = {f"{r['id']}_accuracy": statistics.fmean(r["ours"]) for r in results if r["ours"]}
         log_group_result(group, ours, [out_dir / f"paper_vs_ours.{ext}" for ext in ("md", "csv", "json")])
     return report
+
+
+def check_weights(weights: dict) -> None:
+    """Each MODEL=FILE names a model that takes starting weights and a file that holds them: refused
+    before any row trains, not skipped row by row."""
+    from ..models._pretrained import read_weights_file
+    from ..models.registry import list_models, model_info
+
+    for model, path in weights.items():
+        if "weights" not in model_info(model).defaults:
+            takers = [m for m in list_models() if "weights" in model_info(m).defaults]
+            raise ConfigError(f"--weights {model}={path}: {model} takes no starting weights; the models that do: "
+                              f"{', '.join(takers)}")
+        read_weights_file(path, model)
 
 
 def _prepare_row(table: dict, row: dict, out_dir: Path, weights: dict, tracking, *, seeds: int, shrink: Shrink,

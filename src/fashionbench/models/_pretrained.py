@@ -61,14 +61,21 @@ def download_imagenet(weights_enum, model_name: str) -> dict:
 def read_weights_file(path: str | Path, model_name: str) -> dict:
     """A torchvision-format state_dict, or the state_dict inside a fashionbench checkpoint."""
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise ConfigError(f"weights file {path} is a folder; pass the .pth file (or a run's best.pt) inside it")
     if not path.is_file():
         raise ConfigError(f"weights file {path} not found; pass an existing torchvision state_dict (.pth) or a "
                           f"fashionbench checkpoint (best.pt) for {model_name}, or use --pretrained imagenet "
                           "on a machine with internet")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
-        raise ConfigError(f"weights file {path} could not be read ({str(e).splitlines()[0][:100]}); it is "
+    except PermissionError:
+        raise ConfigError(f"weights file {path} cannot be read (permission denied); check its permissions") from None
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError,
+            IndexError) as e:
+        why = "not a PyTorch file" if isinstance(e, (KeyError, IndexError, pickle.UnpicklingError)) else \
+            (str(e).splitlines() or [type(e).__name__])[0][:100]
+        raise ConfigError(f"weights file {path} could not be read ({why}); it is "
                           f"truncated or not a PyTorch file: pass a torchvision state_dict or a fashionbench "
                           f"checkpoint for {model_name}") from None
     if isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT:

@@ -265,9 +265,12 @@ def default_out(checkpoint: str | Path, int8: bool) -> Path:
 
 def export_onnx(checkpoint: str | Path, out: str | Path | None = None, *, tta: bool = False, int8: bool = False,
                 calibration: str = "minmax", n_calibration: int = CALIBRATION_IMAGES, per_channel: bool = True,
-                data=None, dataset: str | None = None, data_dir: str | None = None, opset: int = OPSET) -> ExportResult:
+                data=None, dataset: str | None = None, data_dir: str | None = None, opset: int = OPSET,
+                overwrite: bool = False) -> ExportResult:
     """Checkpoint (or run folder) -> .onnx with metadata, checked on the test set; `data` is the Dataset
-    to check and calibrate on (default: the run's own, or `dataset` / `data_dir` as on the command line)."""
+    to check and calibrate on (default: the run's own, or `dataset` / `data_dir` as on the command line).
+    An `out` file that exists is refused unless `overwrite`; the default file in the run folder is the
+    run's own export and is rewritten."""
     from ..data.sources import dataset_args, load_dataset
     from ..models import count_params
 
@@ -275,11 +278,14 @@ def export_onnx(checkpoint: str | Path, out: str | Path | None = None, *, tta: b
     if is_onnx_path(checkpoint):
         raise ConfigError(f"{checkpoint} is already an ONNX file; pass the checkpoint (best.pt / last.pt or the run "
                           "folder) it came from")
-    out = Path(out) if out is not None else default_out(checkpoint, int8)
+    given = out is not None
+    out = Path(out) if given else default_out(checkpoint, int8)
     if out.suffix.lower() != ".onnx":
         raise ConfigError(f"--out {out} must end in .onnx")
     if out.is_dir():
         raise ConfigError(f"--out {out} is a folder; name the .onnx file to write")
+    if given and out.exists() and not overwrite:
+        raise ConfigError(f"--out {out} exists; pass --overwrite to replace it, or another file name")
     _check_calibration(calibration, n_calibration if int8 else None)
     predictor = Predictor.from_checkpoint(checkpoint, device="cpu", precision="fp32", tta=None)
     name = predictor.info["model"]

@@ -69,7 +69,12 @@ def tracking_spec(kind: str | None, uri: str | None = None, experiment: str | No
     if experiment is not None and not experiment.strip():
         raise ConfigError("--experiment is empty; pass a name for the MLflow experiment (or leave it out)")
     _require(kind)
-    return TrackingSpec(kind, uri or None, experiment or TrackingSpec.experiment)
+    spec = TrackingSpec(kind, uri or None, experiment or TrackingSpec.experiment)
+    if kind == "mlflow":
+        from ._mlflow import check_store
+
+        check_store(spec)
+    return spec
 
 
 # ----------------------------------------------------------------------------- values

@@ -62,9 +62,18 @@ def _client_and_experiment(uri: str, experiment: str):
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    with _quiet_mlflow():
-        client = mlflow.MlflowClient(tracking_uri=uri)
+    db = _sqlite_path(uri)
+    if db is not None:  # MLflow retries a database it cannot open for minutes; SQLite says so at once
+        import sqlite3
+
         try:
+            sqlite3.connect(db).close()
+        except sqlite3.Error as e:
+            raise ConfigError(f"cannot open the MLflow store {uri} ({e}); check --tracking-uri "
+                              "(e.g. sqlite:///mlruns.db or http://host:5000)") from None
+    with _quiet_mlflow():
+        try:
+            client = mlflow.MlflowClient(tracking_uri=uri)
             exp = client.get_experiment_by_name(experiment)
             if exp is None:
                 db = _sqlite_path(uri)
@@ -76,8 +85,8 @@ def _client_and_experiment(uri: str, experiment: str):
                     exp = client.get_experiment_by_name(experiment)
                     if exp is None:
                         raise
-        except MlflowException as e:
-            raise ConfigError(f"cannot open the MLflow store {uri} ({_first_line(e)}); check --track-uri "
+        except Exception as e:  # the store is user input: MLflow, SQLAlchemy or the network may refuse it
+            raise ConfigError(f"cannot open the MLflow store {uri} ({_first_line(e)}); check --tracking-uri "
                               "(e.g. sqlite:///mlruns.db or http://host:5000)") from None
     if exp.lifecycle_stage == "deleted":
         raise ConfigError(f"MLflow experiment {experiment!r} in {uri} is deleted; restore it "
@@ -255,3 +264,8 @@ class MlflowTracker(RunTracker):
         self.flush()
         self.closed = True
         self._safe(self.client.set_terminated, self.run_id, status)
+
+
+def check_store(spec: TrackingSpec) -> None:
+    """Open the store (and the experiment) now: a bad --tracking-uri is refused before any training."""
+    _client_and_experiment(_mlflow_uri(spec), spec.experiment)

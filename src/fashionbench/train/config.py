@@ -14,7 +14,7 @@ from ..data.augment import parse_augment
 from ..data.normalize import KINDS as NORMALIZATIONS
 from ..errors import ConfigError
 from ..forward import parse_tta
-from ..models.registry import model_info
+from ..models.registry import list_models, model_info
 from .optim import LOSSES, OPTIMIZERS, SCHEDULES
 from .recipes import recipe_config
 
@@ -177,16 +177,19 @@ def validate(cfg: TrainConfig) -> None:
     need(cfg.resize_min is None or (isinstance(cfg.resize_min, int) and not isinstance(cfg.resize_min, bool)
                                     and cfg.resize_min >= 8),
          f"--resize-min must be a whole number of pixels, at least 8, got {cfg.resize_min!r}")
+    need(cfg.epochs >= 1, f"--epochs must be at least 1, got {cfg.epochs}")
     for name in ("resize_start", "resize_end"):
         value = getattr(cfg, name)
         need(isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= cfg.epochs,
              f"--{name.replace('_', '-')} must be an epoch between 0 and --epochs ({cfg.epochs}), got {value!r}")
     need(cfg.resize_min is None or cfg.resize_end > 0,
-         "--resize-min needs --resize-end, the epoch from which the images are full size (e.g. 0.7 x --epochs)")
+         "--resize-min needs --resize-end after epoch 0, the epoch from which the images are full size "
+         "(e.g. 0.7 x --epochs)")
     need(cfg.resize_start <= cfg.resize_end, f"--resize-start ({cfg.resize_start}) must not come after --resize-end "
          f"({cfg.resize_end})")
     need(isinstance(cfg.model_args, dict), f"model_args must be an object of name: value, got {cfg.model_args!r}")
-    need(cfg.epochs >= 1, f"--epochs must be at least 1, got {cfg.epochs}")
+    need("num_classes" not in cfg.model_args,
+         "--model-arg num_classes is set from the data (its number of classes); drop it")
     need(cfg.photos_repeat >= 1, f"--photos-repeat must be at least 1, got {cfg.photos_repeat}")
     need(cfg.batch_size >= 1, f"--batch-size must be at least 1, got {cfg.batch_size}")
     need(cfg.eval_batch_size >= 1, f"eval_batch_size must be at least 1, got {cfg.eval_batch_size}")
@@ -243,6 +246,11 @@ def validate(cfg: TrainConfig) -> None:
     need(cfg.threads is None or cfg.threads >= 1, "--threads must be at least 1")
     need(cfg.freeze in (None, "features"), f"--freeze must be 'features', got {cfg.freeze!r}")
     need(not (cfg.pretrained and cfg.weights), "--pretrained and --weights both name starting weights; pass one")
+    for flag, arg in (("--pretrained", cfg.pretrained), ("--weights", cfg.weights)):
+        if arg and flag.lstrip("-") not in model_info(cfg.model).defaults:
+            takers = [m for m in list_models() if flag.lstrip("-") in model_info(m).defaults]
+            raise ConfigError(f"{flag} gives ImageNet starting weights to a transfer-learning model; {cfg.model} "
+                              f"takes none: pick one of {', '.join(takers)}")
     need(cfg.pretrained in (None, "imagenet"), f"--pretrained must be 'imagenet', got {cfg.pretrained!r}")
     need(not cfg.freeze or cfg.pretrained or cfg.weights,
          "--freeze features only makes sense with starting weights; add --pretrained imagenet or --weights FILE")

@@ -275,6 +275,8 @@ def train_run(cfg: TrainConfig, run_dir: str | Path | None = None, *, dataset: D
             cfg.dataset != dataset.name or (dataset.name == "mnist-format" and not cfg.data_dir)):
         # record where the data really came from, so resume, evaluate and report find it again
         cfg = cfg.replace(dataset=dataset.name, data_dir=str(Path(dataset.files["train_images"]).parent))
+    if cfg.data_dir and not resume:  # the run folder's config is read from other folders later: record it absolute
+        cfg = cfg.replace(data_dir=str(Path(cfg.data_dir).expanduser().resolve()))
     validate(cfg)
     run_dir = Path(run_dir) if run_dir is not None else None
     is_writer = dist is None or dist.is_writer
