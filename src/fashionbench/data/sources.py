@@ -82,11 +82,11 @@ class Dataset:
         return len(self.class_names)
 
 
-
 def _not_a_folder(folder: Path, option: str) -> str:
     if folder.exists():
         return f"data folder {folder} is a file; {option} names the folder that holds the four IDX files"
     return f"data folder {folder} does not exist; check {option}"
+
 
 def cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")

@@ -221,13 +221,13 @@ def check_weights(weights: dict) -> None:
     """Each MODEL=FILE names a model that takes starting weights and a file that holds them: refused
     before any row trains, not skipped row by row."""
     from ..models._pretrained import read_weights_file
-    from ..models.registry import list_models, model_info
+    from ..models.registry import model_info, models_taking
 
     for model, path in weights.items():
-        if "weights" not in model_info(model).defaults:
-            takers = [m for m in list_models() if "weights" in model_info(m).defaults]
+        model_info(model)  # an unknown name says so, with the close matches
+        if model not in models_taking("weights"):
             raise ConfigError(f"--weights {model}={path}: {model} takes no starting weights; the models that do: "
-                              f"{', '.join(takers)}")
+                              f"{', '.join(models_taking('weights'))}")
         read_weights_file(path, model)
 
 

@@ -56,6 +56,11 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def models_taking(argument: str) -> list[str]:
+    """The registered models whose constructor takes `argument` (e.g. "weights": the transfer models)."""
+    return [name for name in list_models() if argument in _REGISTRY[name].defaults]
+
+
 def model_info(name: str) -> ModelInfo:
     _ensure_loaded()
     if name not in _REGISTRY:

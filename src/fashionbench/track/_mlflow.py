@@ -76,7 +76,6 @@ def _client_and_experiment(uri: str, experiment: str):
             client = mlflow.MlflowClient(tracking_uri=uri)
             exp = client.get_experiment_by_name(experiment)
             if exp is None:
-                db = _sqlite_path(uri)
                 # beside the database, not in ./mlruns of whatever folder the run started in
                 where = None if db is None else (db.resolve().parent / "mlartifacts" / _slug(experiment)).as_uri()
                 try:

@@ -14,7 +14,7 @@ from ..data.augment import parse_augment
 from ..data.normalize import KINDS as NORMALIZATIONS
 from ..errors import ConfigError
 from ..forward import parse_tta
-from ..models.registry import list_models, model_info
+from ..models.registry import model_info, models_taking
 from .optim import LOSSES, OPTIMIZERS, SCHEDULES
 from .recipes import recipe_config
 
@@ -246,11 +246,9 @@ def validate(cfg: TrainConfig) -> None:
     need(cfg.threads is None or cfg.threads >= 1, "--threads must be at least 1")
     need(cfg.freeze in (None, "features"), f"--freeze must be 'features', got {cfg.freeze!r}")
     need(not (cfg.pretrained and cfg.weights), "--pretrained and --weights both name starting weights; pass one")
-    for flag, arg in (("--pretrained", cfg.pretrained), ("--weights", cfg.weights)):
-        if arg and flag.lstrip("-") not in model_info(cfg.model).defaults:
-            takers = [m for m in list_models() if flag.lstrip("-") in model_info(m).defaults]
-            raise ConfigError(f"{flag} gives ImageNet starting weights to a transfer-learning model; {cfg.model} "
-                              f"takes none: pick one of {', '.join(takers)}")
+    for name, arg in (("pretrained", cfg.pretrained), ("weights", cfg.weights)):
+        need(not arg or cfg.model in models_taking(name), f"--{name} gives ImageNet starting weights to a "
+             f"transfer-learning model; {cfg.model} takes none: pick one of {', '.join(models_taking(name))}")
     need(cfg.pretrained in (None, "imagenet"), f"--pretrained must be 'imagenet', got {cfg.pretrained!r}")
     need(not cfg.freeze or cfg.pretrained or cfg.weights,
          "--freeze features only makes sense with starting weights; add --pretrained imagenet or --weights FILE")
