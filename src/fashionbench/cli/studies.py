@@ -45,7 +45,8 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from .. import api
-    from ..experiments.runner import format_console, format_list
+    from ..experiments.runner import format_list
+    from ..experiments.table_report import format_console
 
     if args.list or not args.name:
         print(format_list())

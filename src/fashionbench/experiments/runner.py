@@ -8,8 +8,6 @@ kind `ablation` tables (study 001) also get the noise-aware delta table.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import socket
@@ -22,6 +20,7 @@ import torch
 
 from ..data.sources import Dataset, load_dataset
 from ..errors import ConfigError, FashionbenchError
+from ..models._pretrained import check_weights_option
 from ..track import log_group_result, tracked_group
 from ..train.config import TrainConfig
 from ..train.recipes import recipe_config
@@ -29,6 +28,7 @@ from ..utils import atomic_write_json, atomic_write_text, machine_description
 from .ablation import delta_rows
 from .epochs import VALIDATION_NOTE, test_as_validation
 from .parallel import check_jobs, run_jobs
+from .table_report import format_csv, format_markdown
 
 log = logging.getLogger("fashionbench.reproduce")
 
@@ -155,12 +155,6 @@ def _run_one(kind: str, row: dict, cfg: TrainConfig, run_dir: Path, *, dataset: 
     return one
 
 
-def _summary(values: list[float]) -> tuple[float | None, float | None]:
-    if not values:
-        return None, None
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
-
-
 def run_table(name: str, out_dir: str | Path, *, seeds: int = 1, shrink: Shrink | None = None,
               rows: list[str] | None = None, dataset: Dataset | None = None, weights: dict | None = None,
               overrides: dict | None = None, data_dir: str | None = None, jobs: int = 1, tracking=None) -> dict:
@@ -180,7 +174,7 @@ def run_table(name: str, out_dir: str | Path, *, seeds: int = 1, shrink: Shrink 
         unknown = [r for r in rows if r not in all_ids]
         if unknown:
             raise ConfigError(f"table {name} has no row {', '.join(unknown)}; rows: {', '.join(all_ids)}")
-    check_weights(weights or {})
+    check_weights_option(weights or {})
     ds = dataset or load_dataset("fashion-mnist", data_dir)
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     context = {"seeds": seeds, "shrink": shrink, "overrides": overrides, "jobs": jobs}
@@ -215,20 +209,6 @@ def run_table(name: str, out_dir: str | Path, *, seeds: int = 1, shrink: Shrink 
         ours = {f"{r['id']}_accuracy": statistics.fmean(r["ours"]) for r in results if r["ours"]}
         log_group_result(group, ours, [out_dir / f"paper_vs_ours.{ext}" for ext in ("md", "csv", "json")])
     return report
-
-
-def check_weights(weights: dict) -> None:
-    """Each MODEL=FILE names a model that takes starting weights and a file that holds them: refused
-    before any row trains, not skipped row by row."""
-    from ..models._pretrained import read_weights_file
-    from ..models.registry import model_info, models_taking
-
-    for model, path in weights.items():
-        model_info(model)  # an unknown name says so, with the close matches
-        if model not in models_taking("weights"):
-            raise ConfigError(f"--weights {model}={path}: {model} takes no starting weights; the models that do: "
-                              f"{', '.join(models_taking('weights'))}")
-        read_weights_file(path, model)
 
 
 def _prepare_row(table: dict, row: dict, out_dir: Path, weights: dict, tracking, *, seeds: int, shrink: Shrink,
@@ -329,82 +309,6 @@ def _run_epochs_table(table: dict, out_dir: Path, rows: list[str] | None, ds: Da
                         "command": _command(table["name"], None, seeds, shrink, overrides, jobs), "details": []})
         prev_mean = mean
     return results
-
-
-def _pct(x: float | None, approx: bool = False) -> str:
-    if x is None:
-        return "-"
-    return f"{'~' if approx else ''}{100 * x:.2f}"
-
-
-def _ours_text(r: dict) -> str:
-    mean, std = _summary(r["ours"])
-    if mean is None:
-        return r["status"]
-    text = f"{100 * mean:.2f}"
-    if std is not None:
-        text += f" +- {100 * std:.2f}"
-    return text + f" (n={len(r['ours'])})"
-
-
-def row_cells(r: dict) -> dict:
-    mean, _ = _summary(r["ours"])
-    secs, _ = _summary(r["seconds"])
-    delta = None if mean is None or r["paper"] is None else mean - r["paper"]
-    note = r.get("message", "")
-    if r.get("verdict"):
-        note = (f"vs baseline {100 * r['delta_vs_baseline']:+.2f} ({r['verdict']})" if r.get("delta_vs_baseline")
-                is not None else r["verdict"]) + (f"; {note}" if note else "")
-    if r["kind"] == "epochs":
-        tmean, _ = _summary(r.get("ours_train", []))
-        note = (f"train {_pct(tmean)} (paper {_pct(r['paper_train'])}); paper time {r['paper_time']} (units not stated)"
-                + (f"; gain {100 * r['gain']:+.2f}" if r.get("gain") is not None else ""))
-    return {"row": r["id"], "label": r["label"], "model": r["model"], "kind": r["kind"],
-            "paper": _pct(r["paper"], r.get("paper_approx", False)), "ours": _ours_text(r),
-            "delta_pp": "" if delta is None else f"{100 * delta:+.2f}", "epochs": r["epochs"] or "",
-            "train_s_per_seed": "" if secs is None else f"{secs:.1f}", "status": r["status"], "notes": note,
-            "command": r["command"]}
-
-
-def format_markdown(report: dict) -> str:
-    lines = [f"# {report['table']}: {report['title']} (study {report['study']})", "",
-             f"- source: {report['source']}", f"- {report['shrink']}",
-             f"- seeds: {report['seeds']} (--seeds; a row may ask for more, n= gives each row's count); accuracies in %, "
-             "ours as mean +- std over seeds",
-             f"- command: `{report['command']}`", f"- machine: {report['machine']}; started {report['started']}", ""]
-    if report["shrunk"]:
-        lines += [f"**{report['shrink']}**", ""]
-    lines += ["| row | model | paper | ours | delta (pp) | epochs | train s/seed | status | notes |",
-              "|---|---|---|---|---|---|---|---|---|"]
-    for r in report["rows"]:
-        c = row_cells(r)
-        notes = c["notes"].replace("|", "/").replace("\n", " ")
-        lines.append(f"| {c['row']} | {c['model']} | {c['paper']} | {c['ours']} | {c['delta_pp']} | {c['epochs']} | "
-                     f"{c['train_s_per_seed']} | {c['status']} | {notes[:300]} |")
-    if report.get("notes"):
-        lines += ["", f"Notes: {report['notes']}"]
-    return "\n".join(lines) + "\n"
-
-
-def format_csv(report: dict) -> str:
-    buf = io.StringIO()
-    cols = ["table", "row", "label", "model", "kind", "paper", "ours", "delta_pp", "epochs", "train_s_per_seed",
-            "status", "notes", "command", "shrunk"]
-    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
-    w.writeheader()
-    for r in report["rows"]:
-        w.writerow({"table": report["table"], "shrunk": report["shrunk"], **row_cells(r)})
-    return buf.getvalue()
-
-
-def format_console(report: dict) -> str:
-    out = [f"{report['table']}: {report['title']}", report["shrink"]]
-    out.append(f"{'row':<22} {'paper':>7} {'ours':>22} {'delta':>7} {'s/seed':>8}  status")
-    for r in report["rows"]:
-        c = row_cells(r)
-        out.append(f"{c['row']:<22} {c['paper']:>7} {c['ours']:>22} {c['delta_pp']:>7} {c['train_s_per_seed']:>8}  "
-                   f"{c['status']}{(' - ' + c['notes'][:110]) if c['notes'] else ''}")
-    return "\n".join(out)
 
 
 def format_list() -> str:

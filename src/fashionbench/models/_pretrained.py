@@ -89,6 +89,19 @@ def read_weights_file(path: str | Path, model_name: str) -> dict:
     return obj
 
 
+def check_weights_option(weights: dict) -> None:
+    """Each MODEL=FILE names a model that takes starting weights and a file that holds them: refused
+    before any row trains, not skipped row by row."""
+    from .registry import model_info, models_taking  # here: the registry imports the models, which import this module
+
+    for model, path in weights.items():
+        model_info(model)  # an unknown name says so, with the close matches
+        if model not in models_taking("weights"):
+            raise ConfigError(f"--weights {model}={path}: {model} takes no starting weights; the models that do: "
+                              f"{', '.join(models_taking('weights'))}")
+        read_weights_file(path, model)
+
+
 def load_backbone(model: nn.Module, state_dict: dict, head_prefixes: tuple[str, ...], source: str,
                   model_name: str) -> None:
     """Load everything but a head of another shape (e.g. ImageNet's 1000 classes); strict otherwise."""
