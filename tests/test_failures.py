@@ -57,6 +57,16 @@ def test_bad_train_options_one_line(flags, expected, idx_folder, tmp_path, capsy
     assert not (tmp_path / "run").exists()  # refused before anything was written
 
 
+@pytest.mark.parametrize("study", [["cv", "--folds", "2"], ["boost"], ["ablate", "--vary", "lr:lr=0.05"]])
+def test_a_study_that_fails_in_its_first_run_leaves_no_folder(study, idx_folder, tmp_path, capsys):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,label\nshirt.jpg,Shirt\n")  # the wrong header: the first run's data fails
+    out = tmp_path / "study"
+    assert main([*study, *TINY, *data_args(idx_folder), "--photos", str(labels), "--out", str(out)]) == 2
+    assert "fmnist_label" in one_error_line(capsys)
+    assert not out.exists()
+
+
 def test_config_file_must_be_an_object(idx_folder, tmp_path, capsys):
     cfg = tmp_path / "cfg.json"
     cfg.write_text("[1, 2]")

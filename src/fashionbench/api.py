@@ -17,6 +17,7 @@ from pathlib import Path
 from .data.sources import Dataset, dataset_args, load_dataset
 from .errors import ConfigError
 from .inference import Predictor
+from .run_lock import study_folder
 from .train.config import TrainConfig, resolve_config
 from .train.run import OUTPUTS, default_run_dir, load_run_config, train_run
 from .train.testing import RunResult
@@ -181,8 +182,8 @@ def cross_validate(folds: int = 3, model: str | None = None, *, recipe: str | No
 
     cfg = make_config(model, recipe=recipe, config=config, **overrides)
     spec = tracking(track, tracking_uri)
-    out = _study_dir(out, f"cv-{cfg.model}")
-    return {**run(cfg, out, folds, dataset=data, overwrite=overwrite, jobs=jobs, tracking=spec), "out": str(out)}
+    with study_folder(_study_dir(out, f"cv-{cfg.model}")) as out:
+        return {**run(cfg, out, folds, dataset=data, overwrite=overwrite, jobs=jobs, tracking=spec), "out": str(out)}
 
 
 def boost(model: str | None = None, *, recipe: str | None = None, config=None, combine: str = "softmax",
@@ -193,8 +194,8 @@ def boost(model: str | None = None, *, recipe: str | None = None, config=None, c
 
     cfg = make_config(model, recipe=recipe, config=config, **overrides)
     spec = tracking(track, tracking_uri)
-    out = _study_dir(out, f"boost-{cfg.model}")
-    return {**run(cfg, out, dataset=data, combine=combine, overwrite=overwrite, tracking=spec), "out": str(out)}
+    with study_folder(_study_dir(out, f"boost-{cfg.model}")) as out:
+        return {**run(cfg, out, dataset=data, combine=combine, overwrite=overwrite, tracking=spec), "out": str(out)}
 
 
 def ablate(variations: Sequence[str] = (), model: str | None = None, *, spec: str | Path | None = None,
@@ -216,9 +217,9 @@ def ablate(variations: Sequence[str] = (), model: str | None = None, *, spec: st
     if not vs:
         raise ConfigError("ablate needs variations: --vary NAME:KEY=VALUE[,KEY=VALUE] (repeatable) or --spec FILE")
     spec = tracking(track, tracking_uri)
-    out = _study_dir(out, f"ablate-{cfg.model}")
-    return {**run(cfg, vs, out, seeds=seeds, dataset=data, combine=combine, combine_rule=combine_rule,
-                  overwrite=overwrite, jobs=jobs, tracking=spec), "out": str(out)}
+    with study_folder(_study_dir(out, f"ablate-{cfg.model}")) as out:
+        return {**run(cfg, vs, out, seeds=seeds, dataset=data, combine=combine, combine_rule=combine_rule,
+                      overwrite=overwrite, jobs=jobs, tracking=spec), "out": str(out)}
 
 
 def reproduce(name: str, *, seeds: int = 1, rows: Sequence[str] | None = None, epochs_scale: float = 1.0,

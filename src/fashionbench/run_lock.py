@@ -4,11 +4,13 @@ checking there is something to resume from."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import socket
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,6 +127,22 @@ def claim_run_dir(run_dir: str | Path, *, overwrite: bool = False, resume: bool 
         folder.release()
         raise
     return folder
+
+
+@contextlib.contextmanager
+def study_folder(path: str | Path) -> Iterator[Path]:
+    """The folder of a study whose runs are folders below it (cross-validation, boosting, ablation):
+    made by its first run, and removed again when the study fails before anything was written."""
+    path = Path(path)
+    created = not path.exists()
+    try:
+        yield path
+    except BaseException:
+        if created:  # everything below is this study's: remove the folders its runs left empty
+            for folder in sorted((p for p in path.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)) + [path]:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # only an empty one
+        raise
 
 
 def clear_run_outputs(run_dir: Path) -> list[str]:
