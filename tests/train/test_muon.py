@@ -24,6 +24,24 @@ def test_orthogonalize_flattens_the_spectrum_and_keeps_the_singular_vectors(shap
     assert (m - torch.diag(torch.diagonal(m))).abs().max() < 0.02
 
 
+def test_bf16_newton_schulz_lands_near_the_fp32_result():
+    g = torch.randn(64, 576, generator=torch.Generator().manual_seed(0))
+    g[:, 0] *= 50
+    ref, low = orthogonalize([g])[0], orthogonalize([g], dtype=torch.bfloat16)[0]
+    assert low.dtype == torch.float32  # the input's dtype comes back
+    assert (low - ref).norm() / ref.norm() < 0.05
+    s = torch.linalg.svdvals(low)
+    assert s.max() < 1.3 and s.max() / s.min() < 3
+
+
+@pytest.mark.parametrize("precision, dtype", [("bf16", torch.bfloat16), ("fp32", torch.float32)])
+def test_muon_iterates_in_the_runs_precision(precision, dtype):
+    opt = build_optimizer(param_groups(create_model("fastnet", widths=[8, 8, 8]), 0.1, 0.0, filter_lr=0.2), "muon",
+                          0.1, precision=precision)
+    assert opt.matmul_dtype == dtype
+    opt.load_state_dict(opt.state_dict())  # not a group setting: a checkpoint loads whatever the precision
+
+
 def test_filters_get_their_own_orthogonal_group():
     model = create_model("fastnet", widths=[8, 8, 8])
     groups = param_groups(model, lr=0.1, weight_decay=0.01, bias_lr_scale=64, filter_lr=0.24)

@@ -21,13 +21,16 @@ NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 NS_STEPS = 3
 
 
-def orthogonalize(mats: list[torch.Tensor], steps: int = NS_STEPS, eps: float = 1e-7) -> list[torch.Tensor]:
-    """(m, n) matrices -> approximately semi-orthogonal ones with the same singular vectors (Newton-Schulz).
-    One at a time: batching them zero-padded measured slower on a 2-core CPU."""
+def orthogonalize(mats: list[torch.Tensor], steps: int = NS_STEPS, eps: float = 1e-7,
+                  dtype: torch.dtype = torch.float32) -> list[torch.Tensor]:
+    """(m, n) matrices -> approximately semi-orthogonal ones with the same singular vectors (Newton-Schulz),
+    computed in `dtype`: bf16 is as good here (the iteration only needs singular values near 1) and its
+    matmuls several times faster where the CPU has bf16 units. One at a time: batching them zero-padded
+    measured slower on a 2-core CPU."""
     a, b, c = NS_COEFFICIENTS
     out = []
     for m in mats:
-        x = m.float() if m.shape[0] <= m.shape[1] else m.float().T  # wide: the Gram matrix is the small side
+        x = m.to(dtype) if m.shape[0] <= m.shape[1] else m.to(dtype).T  # wide: the Gram matrix is the small side
         x = x / (x.norm() + eps)  # largest singular value <= 1
         for _ in range(steps):
             s = x @ x.T
@@ -38,13 +41,15 @@ def orthogonalize(mats: list[torch.Tensor], steps: int = NS_STEPS, eps: float = 
 
 class Muon(torch.optim.Optimizer):
     """Groups with `orthogonal: True` (4-D conv filters): Muon with `matrix_momentum` (Nesterov).
-    Other groups: SGD, `momentum`, `nesterov` and coupled `weight_decay` as torch.optim.SGD does them."""
+    Other groups: SGD, `momentum`, `nesterov` and coupled `weight_decay` as torch.optim.SGD does them.
+    `matmul_dtype` is the Newton-Schulz iteration's (the run's precision: bf16 where the run trains in bf16)."""
 
     def __init__(self, params, lr: float, momentum: float = 0.85, nesterov: bool = True, weight_decay: float = 0.0,
-                 matrix_momentum: float = 0.85):
+                 matrix_momentum: float = 0.85, matmul_dtype: torch.dtype = torch.float32):
         defaults = {"lr": lr, "momentum": momentum, "nesterov": nesterov, "weight_decay": weight_decay,
                     "orthogonal": False, "matrix_momentum": matrix_momentum}
         super().__init__(params, defaults)
+        self.matmul_dtype = matmul_dtype  # not a group setting: checkpoints stay loadable wherever the run resumes
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -74,6 +79,7 @@ class Muon(torch.optim.Optimizer):
                 # the filter's scale is BatchNorm's business: keep its norm at sqrt(out) and step its direction
                 norms = torch.stack(torch._foreach_norm(params)).tolist()
                 torch._foreach_mul_(params, [len(p) ** 0.5 / (n + 1e-12) for p, n in zip(params, norms)])
-                steps = [o.view_as(d) for o, d in zip(orthogonalize([d.reshape(len(d), -1) for d in steps]), steps)]
+                flat = orthogonalize([d.reshape(len(d), -1) for d in steps], dtype=self.matmul_dtype)
+                steps = [o.view_as(d) for o, d in zip(flat, steps)]
             torch._foreach_add_(params, steps, alpha=-group["lr"])
         return loss

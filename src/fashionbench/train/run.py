@@ -176,7 +176,7 @@ def setup_run(cfg: TrainConfig, *, dataset: Dataset | None = None, split: Split 
     groups = param_groups(model, cfg.lr, cfg.weight_decay, cfg.bias_lr_scale, cfg.backbone_lr_scale,
                           filter_lr=cfg.filter_lr if cfg.optimizer == "muon" else None)
     optimizer = build_optimizer(groups, cfg.optimizer, cfg.lr, cfg.momentum, cfg.nesterov, cfg.weight_decay,
-                                cfg.filter_momentum)
+                                cfg.filter_momentum, precision)
     steps = len(train_x) // cfg.batch_size if cfg.drop_last else len(range(0, len(train_x), cfg.batch_size))
     if steps < 1:
         raise ConfigError(f"--batch-size {cfg.batch_size} with drop_last leaves no batch of the {len(train_x)} "
