@@ -67,6 +67,22 @@ def test_a_study_that_fails_in_its_first_run_leaves_no_folder(study, idx_folder,
     assert not out.exists()
 
 
+def test_a_failed_study_keeps_a_folder_that_was_there(idx_folder, tmp_path, capsys):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,label\nshirt.jpg,Shirt\n")
+    out = tmp_path / "study"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    for extra in ([], ["--overwrite"]):
+        assert main(["cv", "--folds", "2", *TINY, *data_args(idx_folder), "--photos", str(labels),
+                     "--out", str(out), *extra]) == 2
+        one_error_line(capsys)
+        assert (out / "notes.txt").read_text() == "mine"
+    (out / "notes.txt").unlink()  # an empty folder that was there stays too
+    assert main(["cv", "--folds", "2", *TINY, *data_args(idx_folder), "--photos", str(labels), "--out", str(out)]) == 2
+    assert out.is_dir()
+
+
 def test_config_file_must_be_an_object(idx_folder, tmp_path, capsys):
     cfg = tmp_path / "cfg.json"
     cfg.write_text("[1, 2]")

@@ -1,6 +1,7 @@
 """Claiming a run folder: an exclusive lock file taken before any data loads (so two runs never
 mix their files in one folder), --overwrite clearing exactly what a run writes, --resume
-checking there is something to resume from."""
+checking there is something to resume from; a study's folder removed again when it fails
+before writing anything."""
 
 from __future__ import annotations
 

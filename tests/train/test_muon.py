@@ -5,6 +5,7 @@ import torch
 
 from fashionbench.errors import ConfigError
 from fashionbench.models import create_model
+from fashionbench.train import muon
 from fashionbench.train.config import TrainConfig, validate
 from fashionbench.train.muon import Muon, orthogonalize
 from fashionbench.train.optim import build_optimizer, param_groups
@@ -29,17 +30,33 @@ def test_bf16_newton_schulz_lands_near_the_fp32_result():
     g[:, 0] *= 50
     ref, low = orthogonalize([g])[0], orthogonalize([g], dtype=torch.bfloat16)[0]
     assert low.dtype == torch.float32  # the input's dtype comes back
-    assert (low - ref).norm() / ref.norm() < 0.05
+    assert not torch.equal(low, ref) and (low - ref).norm() / ref.norm() < 0.05  # computed in bf16, close
     s = torch.linalg.svdvals(low)
     assert s.max() < 1.3 and s.max() / s.min() < 3
 
 
-@pytest.mark.parametrize("precision, dtype", [("bf16", torch.bfloat16), ("fp32", torch.float32)])
-def test_muon_iterates_in_the_runs_precision(precision, dtype):
-    opt = build_optimizer(param_groups(create_model("fastnet", widths=[8, 8, 8]), 0.1, 0.0, filter_lr=0.2), "muon",
-                          0.1, precision=precision)
-    assert opt.matmul_dtype == dtype
-    opt.load_state_dict(opt.state_dict())  # not a group setting: a checkpoint loads whatever the precision
+@pytest.mark.parametrize("precision, fast, expected", [
+    ("bf16", True, torch.bfloat16), ("bf16", False, torch.float32), ("fp32", True, torch.float32)])
+def test_newton_schulz_follows_the_runs_precision_where_bf16_is_native(precision, fast, expected, monkeypatch):
+    monkeypatch.setattr(muon, "cpu_has_fast_bf16", lambda: fast)
+    assert muon.matmul_dtype(precision, torch.device("cpu")) == expected
+
+
+def test_the_step_iterates_in_the_optimizers_dtype_and_checkpoints_do_not_carry_it(monkeypatch):
+    seen = []
+    real = muon.orthogonalize
+    monkeypatch.setattr(muon, "orthogonalize", lambda mats, **kw: seen.append(kw["dtype"]) or real(mats, **kw))
+    model = create_model("fastnet", widths=[8, 8, 8])
+    groups = param_groups(model, 0.1, 0.0, filter_lr=0.2)
+    opt = build_optimizer(groups, "muon", 0.1, matmul_dtype=torch.bfloat16)
+    model(torch.randn(2, 1, 28, 28)).sum().backward()
+    opt.step()
+    assert seen == [torch.bfloat16]
+    saved = opt.state_dict()
+    assert all("matmul_dtype" not in g for g in saved["param_groups"])
+    fp32 = build_optimizer(param_groups(model, 0.1, 0.0, filter_lr=0.2), "muon", 0.1)
+    fp32.load_state_dict(saved)  # a run resumed on another CPU kind iterates in its own precision
+    assert fp32.matmul_dtype == torch.float32
 
 
 def test_filters_get_their_own_orthogonal_group():

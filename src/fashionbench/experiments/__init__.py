@@ -1,1 +1,2 @@
-"""The seed studies' tables as data files, and the runner that prints paper vs ours."""
+"""The seed studies' tables as data files, the runner that trains their rows (runner.py) and the
+paper-vs-ours tables it writes (table_report.py); cross-validation, boosting, ablation, epoch tables."""

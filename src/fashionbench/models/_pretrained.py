@@ -90,9 +90,9 @@ def read_weights_file(path: str | Path, model_name: str) -> dict:
 
 
 def check_weights_option(weights: dict) -> None:
-    """Each MODEL=FILE names a model that takes starting weights and a file that holds them: refused
-    before any row trains, not skipped row by row."""
-    from .registry import model_info, models_taking  # here: the registry imports the models, which import this module
+    """Check `--weights MODEL=FILE` pairs up front: each MODEL takes starting weights and each FILE
+    holds them (a command that trains many models refuses a bad pair before the first one trains)."""
+    from .registry import model_info, models_taking
 
     for model, path in weights.items():
         model_info(model)  # an unknown name says so, with the close matches

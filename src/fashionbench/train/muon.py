@@ -14,11 +14,20 @@ from __future__ import annotations
 
 import torch
 
+from ..utils import cpu_has_fast_bf16
+
 # the quintic iteration's coefficients from the Muon write-up: they maximise the slope at zero, so
 # a few steps bring every singular value into roughly [0.5, 1.5], which trains as well as exactly 1;
 # 3 as in airbench (5, the write-up's, cost 40% more per step here for nothing measured)
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 NS_STEPS = 3
+
+
+def matmul_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """The Newton-Schulz iteration's dtype: bf16 where the run trains in bf16 on hardware with bf16
+    units (several times the fp32 matmul rate there), fp32 otherwise (emulated bf16 is slower)."""
+    fast = device.type == "cuda" or (device.type == "cpu" and cpu_has_fast_bf16())
+    return torch.bfloat16 if precision == "bf16" and fast else torch.float32
 
 
 def orthogonalize(mats: list[torch.Tensor], steps: int = NS_STEPS, eps: float = 1e-7,

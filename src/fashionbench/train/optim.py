@@ -62,15 +62,14 @@ def param_groups(model: torch.nn.Module, lr: float, weight_decay: float, bias_lr
 
 def build_optimizer(params, name: str, lr: float, momentum: float = 0.9, nesterov: bool = False,
                     weight_decay: float = 0.0, filter_momentum: float = 0.85,
-                    precision: str = "fp32") -> torch.optim.Optimizer:
-    """`muon` expects the filter group of `param_groups(..., filter_lr=)`; its other groups get SGD.
-    `precision` is the run's (fp32 | bf16): Muon's matrix arithmetic follows it."""
+                    matmul_dtype: torch.dtype = torch.float32) -> torch.optim.Optimizer:
+    """`muon` expects the filter group of `param_groups(..., filter_lr=)`; its other groups get SGD;
+    `matmul_dtype` is its Newton-Schulz iteration's (`muon.matmul_dtype`)."""
     if name == "muon":
         from .muon import Muon
 
         return Muon(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay,
-                    matrix_momentum=filter_momentum,
-                    matmul_dtype=torch.bfloat16 if precision == "bf16" else torch.float32)
+                    matrix_momentum=filter_momentum, matmul_dtype=matmul_dtype)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
     if name == "adam":

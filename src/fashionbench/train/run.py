@@ -35,6 +35,7 @@ from .callbacks import EarlyStopping, RunWriter
 from .config import TrainConfig, validate
 from .distributed import Distributed
 from .engine import DivergedError, Lookahead, LossFn, TrainState, fit, prepare, progressive_sizes
+from .muon import matmul_dtype
 from .optim import build_loss, build_optimizer, build_scheduler, head_prefixes, param_groups
 from .resume import load_run_config, restore
 from .testing import RunResult, test_run
@@ -176,7 +177,7 @@ def setup_run(cfg: TrainConfig, *, dataset: Dataset | None = None, split: Split 
     groups = param_groups(model, cfg.lr, cfg.weight_decay, cfg.bias_lr_scale, cfg.backbone_lr_scale,
                           filter_lr=cfg.filter_lr if cfg.optimizer == "muon" else None)
     optimizer = build_optimizer(groups, cfg.optimizer, cfg.lr, cfg.momentum, cfg.nesterov, cfg.weight_decay,
-                                cfg.filter_momentum, precision)
+                                cfg.filter_momentum, matmul_dtype(precision, device))
     steps = len(train_x) // cfg.batch_size if cfg.drop_last else len(range(0, len(train_x), cfg.batch_size))
     if steps < 1:
         raise ConfigError(f"--batch-size {cfg.batch_size} with drop_last leaves no batch of the {len(train_x)} "
