@@ -161,6 +161,13 @@ def cpu_has_fast_bf16() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
+def native_bf16(device: torch.device) -> bool:
+    """True where the device computes bf16 in hardware (emulated bf16 is slower than fp32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and cpu_has_fast_bf16()
+
+
 def resolve_precision(name: str, device: torch.device) -> str:
     """'auto' picks bf16 where the hardware runs it natively, else fp32."""
     from .errors import ConfigError
@@ -169,11 +176,7 @@ def resolve_precision(name: str, device: torch.device) -> str:
         raise ConfigError(f"unknown precision {name!r}; choose one of auto, fp32, bf16")
     if name != "auto":
         return name
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    if device.type == "cpu":
-        return "bf16" if cpu_has_fast_bf16() else "fp32"
-    return "fp32"
+    return "bf16" if native_bf16(device) else "fp32"
 
 
 def autocast(device: torch.device, precision: str):

@@ -40,7 +40,7 @@ def test_bf16_newton_schulz_lands_near_the_fp32_result():
 @pytest.mark.parametrize("precision, fast, expected", [
     ("bf16", True, torch.bfloat16), ("bf16", False, torch.float32), ("fp32", True, torch.float32)])
 def test_newton_schulz_follows_the_runs_precision_where_bf16_is_native(precision, fast, expected, monkeypatch):
-    monkeypatch.setattr(muon, "cpu_has_fast_bf16", lambda: fast)
+    monkeypatch.setattr(muon, "native_bf16", lambda device: fast)
     assert muon.matmul_dtype(precision, torch.device("cpu")) == expected
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from ..utils import cpu_has_fast_bf16
+from ..utils import native_bf16
 
 # the quintic iteration's coefficients from the Muon write-up: they maximise the slope at zero, so
 # a few steps bring every singular value into roughly [0.5, 1.5], which trains as well as exactly 1;
@@ -29,8 +29,7 @@ BF16_MIN_WORK = 16_000_000
 def matmul_dtype(precision: str, device: torch.device) -> torch.dtype:
     """The Newton-Schulz iteration's dtype: bf16 where the run trains in bf16 on hardware with bf16
     units (several times the fp32 matmul rate there), fp32 otherwise (emulated bf16 is slower)."""
-    fast = device.type == "cuda" or (device.type == "cpu" and cpu_has_fast_bf16())
-    return torch.bfloat16 if precision == "bf16" and fast else torch.float32
+    return torch.bfloat16 if precision == "bf16" and native_bf16(device) else torch.float32
 
 
 def orthogonalize(mats: list[torch.Tensor], steps: int = NS_STEPS, eps: float = 1e-7,
@@ -57,7 +56,7 @@ def orthogonalize(mats: list[torch.Tensor], steps: int = NS_STEPS, eps: float = 
 class Muon(torch.optim.Optimizer):
     """Groups with `orthogonal: True` (4-D conv filters): Muon with `matrix_momentum` (Nesterov).
     Other groups: SGD, `momentum`, `nesterov` and coupled `weight_decay` as torch.optim.SGD does them.
-    `matmul_dtype` is the Newton-Schulz iteration's (the run's precision: bf16 where the run trains in bf16)."""
+    `matmul_dtype` is the Newton-Schulz iteration's for the filters large enough (`matmul_dtype()`, `orthogonalize`)."""
 
     def __init__(self, params, lr: float, momentum: float = 0.85, nesterov: bool = True, weight_decay: float = 0.0,
                  matrix_momentum: float = 0.85, matmul_dtype: torch.dtype = torch.float32):
