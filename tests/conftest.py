@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from threadpoolctl import threadpool_limits
 
 from fashionbench import FASHION_CLASSES
 from fashionbench.data.idx import write_idx
@@ -18,6 +19,13 @@ from fashionbench.layout import PROBE_ENV
 # write to the user's cache); tests/test_layout.py turns it on where it is the subject. Set in the
 # environment so that commands the tests start inherit it.
 os.environ.setdefault(PROBE_ENV, "0")
+
+# Under pytest-xdist (`make test` runs two workers) each worker computes on one thread, and so do the
+# commands it starts: two 2-thread torch processes on 2 cores spin against each other (about 8x slower).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+    threadpool_limits(1)  # numpy's BLAS
 
 
 def synthetic_arrays(n: int, seed: int, num_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
