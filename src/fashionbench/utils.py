@@ -179,6 +179,29 @@ def resolve_precision(name: str, device: torch.device) -> str:
     return "bf16" if native_bf16(device) else "fp32"
 
 
+def keep_freed_memory() -> None:
+    """Have glibc keep freed memory for reuse instead of handing it back to the kernel (process-wide,
+    idempotent; what MALLOC_MMAP_MAX_=0 and a large MALLOC_TRIM_THRESHOLD_ do from a process's start).
+
+    PyTorch's CPU allocator does not cache: every activation over glibc's mmap threshold is a fresh
+    mapping whose pages fault in zeroed on every step, 16 M page faults and a quarter of the CPU time
+    in the kernel for one `fast-8m` epoch (BENCHMARKS.md). The process keeps its peak memory
+    instead, as with jemalloc or tcmalloc. No-op where the C library is not glibc."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # musl and other C libraries
+        return
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]  # an int: 1 << 34 would wrap to 0, "trim always"
+    m_trim_threshold, m_mmap_max = -1, -4
+    mallopt(m_mmap_max, 0)
+    mallopt(m_trim_threshold, 2**31 - 1)
+
+
 def autocast(device: torch.device, precision: str):
     if precision == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)

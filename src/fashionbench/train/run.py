@@ -30,7 +30,7 @@ from ..data.splits import Split, split_training_set
 from ..errors import ConfigError, FashionbenchError
 from ..layout import PROBE_BATCH, choose_layout, rule_layout
 from ..models.registry import check_forward, create_model, model_info, place_model
-from ..utils import resolve_device, resolve_precision, seed_everything, set_threads
+from ..utils import keep_freed_memory, resolve_device, resolve_precision, seed_everything, set_threads
 from .callbacks import EarlyStopping, RunWriter
 from .config import TrainConfig, validate
 from .distributed import Distributed
@@ -295,6 +295,7 @@ def train_run(cfg: TrainConfig, run_dir: str | Path | None = None, *, dataset: D
                 callbacks = [*callbacks, tracker]
             if cfg.threads is None:  # a model's own thread choice (train_threads) ends with its run
                 stack.callback(torch.set_num_threads, torch.get_num_threads())
+            keep_freed_memory()
             s = setup_run(cfg, dataset=dataset, split=split, wrap=dist.wrap if dist else None, data_init=not resume)
             if resume:
                 restore(s, run_dir, dist)
