@@ -22,15 +22,15 @@ from fashionbench.utils import machine_description
 SHAPES = [(32, 288), (64, 288), (64, 576), (96, 864), (128, 576), (128, 1152), (256, 1152), (256, 2304),
           (512, 4608)]
 RECIPES = ["fast-30s", "fast-90s", "fast-8m", "long"]
-FORCE_ALL = 0  # BF16_MIN_WORK for "every matrix in the given dtype"
+FORCE_ALL = 0  # min_work for "every matrix in the given dtype"
 
 
-def median_ms(mats: list[torch.Tensor], dtype: torch.dtype, repeats: int) -> float:
-    muon.orthogonalize(mats, dtype=dtype)  # warm up the kernels
+def median_ms(mats: list[torch.Tensor], dtype: torch.dtype, repeats: int, min_work: int = FORCE_ALL) -> float:
+    muon.orthogonalize(mats, dtype=dtype, min_work=min_work)  # warm up the kernels
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
-        muon.orthogonalize(mats, dtype=dtype)
+        muon.orthogonalize(mats, dtype=dtype, min_work=min_work)
         times.append(time.perf_counter() - t)
     return 1000 * statistics.median(times)
 
@@ -46,7 +46,6 @@ def main() -> None:
 
     print("| filter (out x in*k*k) | small^2 x large, M | fp32 ms | bf16 ms | bf16 / fp32 |")
     print("|---|---|---|---|---|")
-    muon.BF16_MIN_WORK = FORCE_ALL
     for shape in SHAPES:
         mats = [torch.randn(*shape, generator=gen)]
         f, b = median_ms(mats, torch.float32, args.repeats), median_ms(mats, torch.bfloat16, args.repeats)
@@ -59,10 +58,8 @@ def main() -> None:
         model = build_model(resolve_config(recipe=name), 10)
         mats = [p.detach().reshape(len(p), -1).clone() for p in model.parameters() if p.ndim == 4]
         reps = max(5, args.repeats // (8 if name == "long" else 1))
-        muon.BF16_MIN_WORK = FORCE_ALL
         f, b = median_ms(mats, torch.float32, reps), median_ms(mats, torch.bfloat16, reps)
-        muon.BF16_MIN_WORK = rule
-        r = median_ms(mats, torch.bfloat16, reps)
+        r = median_ms(mats, torch.bfloat16, reps, min_work=rule)
         print(f"| `{name}` | {len(mats)} | {f:.1f} | {b:.1f} | {r:.1f} | {r / f:.2f} |")
     print(f"\ntorch {torch.__version__}, {args.threads} thread(s), {machine_description()}, "
           f"{time.strftime('%Y-%m-%d')}")

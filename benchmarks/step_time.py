@@ -25,14 +25,15 @@ import torch
 from _synthetic import placed, train_step
 from fashionbench.models import create_model
 from fashionbench.train.recipes import recipe_config
-from fashionbench.utils import machine_description
+from fashionbench.utils import KEEP_FREED_TRIM_THRESHOLD, machine_description
 
 RECIPE = recipe_config("fast-60s")["model_args"]
 NETS = {
     "stride-2 stem": RECIPE,
     "stride-1 stem": {**RECIPE, "whiten_stride": 1, "pools": [True, True, True]},
 }
-KEEP_FREED = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**31 - 1)}  # as utils.keep_freed_memory
+# what utils.keep_freed_memory sets, here from the child process's start
+KEEP_FREED = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(KEEP_FREED_TRIM_THRESHOLD)}
 # child process settings: (environment, torch threads or None for the default)
 CHILDREN = {
     "glibc default malloc": ({}, None),

@@ -48,7 +48,10 @@ print(mapped, libc.mallinfo2().fordblks - held, size)
 """
 
 
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc" or platform.libc_ver()[1] < "2.33",
+LIBC, LIBC_VERSION = platform.libc_ver()
+
+
+@pytest.mark.skipif(LIBC != "glibc" or tuple(int(v) for v in LIBC_VERSION.split(".")[:2]) < (2, 33),
                     reason="keep_freed_memory tunes glibc's malloc; mallinfo2 is glibc 2.33 or later")
 def test_keep_freed_memory_serves_large_buffers_from_the_heap_and_keeps_them():
     def state(mode: str) -> tuple[int, ...]:

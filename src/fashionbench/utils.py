@@ -179,6 +179,10 @@ def resolve_precision(name: str, device: torch.device) -> str:
     return "bf16" if native_bf16(device) else "fp32"
 
 
+# glibc's trim threshold while freed memory is kept: the largest C int (mallopt takes an int)
+KEEP_FREED_TRIM_THRESHOLD = 2**31 - 1
+
+
 def keep_freed_memory() -> None:
     """Have glibc keep freed memory for reuse instead of handing it back to the kernel (process-wide,
     idempotent; what MALLOC_MMAP_MAX_=0 and a large MALLOC_TRIM_THRESHOLD_ do from a process's start).
@@ -199,7 +203,7 @@ def keep_freed_memory() -> None:
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]  # an int: 1 << 34 would wrap to 0, "trim always"
     m_trim_threshold, m_mmap_max = -1, -4
     mallopt(m_mmap_max, 0)
-    mallopt(m_trim_threshold, 2**31 - 1)
+    mallopt(m_trim_threshold, KEEP_FREED_TRIM_THRESHOLD)
 
 
 def autocast(device: torch.device, precision: str):

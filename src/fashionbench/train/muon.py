@@ -33,17 +33,18 @@ def matmul_dtype(precision: str, device: torch.device) -> torch.dtype:
 
 
 def orthogonalize(mats: list[torch.Tensor], steps: int = NS_STEPS, eps: float = 1e-7,
-                  dtype: torch.dtype = torch.float32) -> list[torch.Tensor]:
+                  dtype: torch.dtype = torch.float32, min_work: int = BF16_MIN_WORK) -> list[torch.Tensor]:
     """(m, n) matrices -> approximately semi-orthogonal ones with the same singular vectors (Newton-Schulz).
 
-    `dtype` bf16 computes the large ones in bf16 (as good: the iteration only needs singular values
-    near 1); small ones stay fp32, where the casts cost more than bf16's matmuls save. One at a time:
+    `dtype` bf16 computes those of at least `min_work` multiply-adds per Gram product in bf16 (as good:
+    the iteration only needs singular values near 1); smaller ones stay fp32, where the casts cost more
+    than bf16's matmuls save. One at a time:
     batching them zero-padded measured slower on a 2-core CPU."""
     a, b, c = NS_COEFFICIENTS
     out = []
     for m in mats:
         small, large = sorted(m.shape)
-        dt = dtype if small * small * large >= BF16_MIN_WORK else torch.float32
+        dt = dtype if small * small * large >= min_work else torch.float32
         x = m.to(dt) if m.shape[0] <= m.shape[1] else m.to(dt).T  # wide: the Gram matrix is the small side
         x = x / (x.norm() + eps)  # largest singular value <= 1
         for _ in range(steps):
