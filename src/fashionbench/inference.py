@@ -24,7 +24,7 @@ from .forward import ensemble_logits, last_linear, model_threads, parse_tta, pre
 from .layout import PROBE_BATCH, choose_layout, rule_layout
 from .models.registry import list_models, model_info, place_model
 from .onnx_file import is_onnx_path, load_onnx
-from .utils import resolve_device
+from .utils import keep_freed_memory, resolve_device
 
 # "Probably none of the ten classes": flagged when the unknown-item score is above this. The score is
 # 1 - the largest calibrated class probability, so the flag means "no class gets half the belief".
@@ -125,6 +125,8 @@ class Predictor:
         """Wrap an in-memory model, placed on `device` with the precision and memory format that run it
         fastest there (`precision='auto'`: a probe at this batch size, cached; see layout.py)."""
         dev = device if isinstance(device, torch.device) else resolve_device(device)
+        if dev.type == "cpu":  # a fresh mapping per activation halves batch-1024 throughput (BENCHMARKS.md)
+            keep_freed_memory()
         sample = torch.randn(max(1, min(int(batch_size), PROBE_BATCH)), 1, 28, 28)
         layout = choose_layout(model, sample, dev, train=False) if precision == "auto" else \
             rule_layout(model, dev, precision)
