@@ -190,7 +190,8 @@ def keep_freed_memory() -> None:
     PyTorch's CPU allocator does not cache: every activation over glibc's mmap threshold is a fresh
     mapping whose pages fault in zeroed on every step, 16 M page faults and a quarter of the CPU time
     in the kernel for one `fast-8m` epoch (BENCHMARKS.md). The process keeps its peak memory
-    instead, as with jemalloc or tcmalloc. No-op where the C library is not glibc."""
+    instead, as with jemalloc or tcmalloc. Called by `train_run` and by every CPU `Predictor` (batch-1024
+    inference ran at half speed without it). No-op where the C library is not glibc."""
     import ctypes
     import sys
 
