@@ -5,7 +5,8 @@ per precision / memory format and per thread count.
     python benchmarks/inference_speed.py [--checkpoint runs/default/best.pt] --seconds 2
 
 Without a checkpoint a freshly built `fast-60s` network is timed (the weights do not change the
-speed). `auto` is what `load` picks by default: the layout probe's choice for this machine.
+speed). `auto` is what `load` picks by default: the layout probe's choice for this machine, at the
+batch and, where it differs, for one image.
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ def main(argv=None) -> int:
             for tta in ((), ("flip", "translate")):
                 p = predictor(args, prec, cl, tta)
                 name = f"{p.precision}+{'channels_last' if p.channels_last else 'contiguous'}"
+                if p.single_image_precision:  # the batch-1 column ran in this one
+                    name += f" ({p.single_image_precision} for one image)"
                 lat = timings(lambda p=p: p.predict_logits(x1), args.seconds, 20)
                 thr = timings(lambda p=p: p.predict_logits(x1024), args.seconds)
                 q = statistics.quantiles(lat, n=10)[-1]

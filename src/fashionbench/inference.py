@@ -100,6 +100,9 @@ class Predictor:
     # torch threads for this model's forward on a CPU (None: the process's); numpy_mlp registers 1, since
     # torch's spinning OpenMP workers and NumPy's BLAS threads fight on a small machine
     threads: int | None = None
+    # the precision of a call with one image (a server's upload, a single photo), where the batch's can lose:
+    # bf16's casts cost more than they save on one image (the layout probe at batch 1); None: `precision`
+    single_image_precision: str | None = None
     # an ensemble (`Predictor.ensemble`): the runs whose logits / temperature are averaged; empty: this model alone
     members: list = field(default_factory=list, repr=False)
     _prior: object = field(default=None, repr=False, compare=False)
@@ -130,10 +133,14 @@ class Predictor:
         sample = torch.randn(max(1, min(int(batch_size), PROBE_BATCH)), 1, 28, 28)
         layout = choose_layout(model, sample, dev, train=False) if precision == "auto" else \
             rule_layout(model, dev, precision)
+        single = None
+        if precision == "auto" and len(sample) > 1:  # the same memory format: the weights are placed once
+            one = choose_layout(model, sample[:1], dev, train=False, channels_last=layout.channels_last)
+            single = one.precision if one.precision != layout.precision else None
         model, channels_last = place_model(model, dev, layout.channels_last)
         return cls(model, normalizer, list(class_names), dev, layout.precision, channels_last,
                    parse_tta(tta), batch_size, dict(info or {}), float(temperature), photo_method,
-                   imagenet_weight=imagenet_weight, threads=threads)
+                   imagenet_weight=imagenet_weight, threads=threads, single_image_precision=single)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path | dict, *, device: str = "auto", precision: str = "auto",
@@ -251,9 +258,10 @@ class Predictor:
         """The network's logits for an (N, 28, 28) batch with this predictor's TTA; an ensemble's combined."""
         if self.members:
             return ensemble_logits([m._model_logits(x) / m.temperature for m in self.members])
+        precision = self.single_image_precision if self.single_image_precision and len(x) == 1 else self.precision
         with model_threads(self.threads if self.device.type == "cpu" else None):
             return predict_logits(self.model, x.to(self.device), normalizer=self.normalizer, batch_size=self.batch_size,
-                                  precision=self.precision, channels_last=self.channels_last, tta=self.tta)
+                                  precision=precision, channels_last=self.channels_last, tta=self.tta)
 
     def imagenet_prior(self, photos: Sequence, boxes: Sequence | None = None) -> np.ndarray:
         """(N, 10) log-probabilities of EfficientNet-Lite0's ImageNet classes summed into the ten; with
@@ -317,5 +325,6 @@ class Predictor:
         prior = f", imagenet prior w={self.imagenet_weight:g}" if self.imagenet_weight else ""
         if self.members:
             return f"Predictor({self.info['model']}, {self.num_classes} classes{prior})"
+        one = f" ({self.single_image_precision} for one image)" if self.single_image_precision else ""
         return (f"Predictor({self.info.get('model', type(self.model).__name__)}, {self.num_classes} classes, "
-                f"{self.device}, {self.precision}, tta={'+'.join(self.tta) or 'none'}, T={self.temperature:.3g}{prior})")
+                f"{self.device}, {self.precision}{one}, tta={'+'.join(self.tta) or 'none'}, T={self.temperature:.3g}{prior})")

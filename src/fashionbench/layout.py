@@ -5,7 +5,8 @@ for every conv net). The rule is wrong for some models and machines: bf16 made `
 slower to train on Sapphire Rapids and FastNet slower at batch 1, and whether channels_last pays
 in fp32 depends on the vector unit. So on a CPU, `choose_layout` times a few steps of the model
 itself under each candidate (interleaved, median per step) and keeps the fastest. The answer is
-cached per machine, torch version, model structure, input shape and task (train or inference) in
+cached per machine, torch version, model structure, input shape (batch size included: bf16 can
+win at batch 256 and lose on one image) and task (train or inference) in
 `layout.json` under the user cache folder, so the probe runs once.
 
 FASHIONBENCH_LAYOUT_PROBE=0 turns the probe off (the rule above decides); the test suite does so,
@@ -58,12 +59,16 @@ def rule_layout(model: nn.Module, device: torch.device, precision: str = "auto")
     return Layout(resolve_precision(precision, device), uses_conv(model))
 
 
-def candidates(model: nn.Module, device: torch.device, precision: str = "auto") -> list[tuple[str, bool]]:
+def candidates(model: nn.Module, device: torch.device, precision: str = "auto",
+               channels_last: bool | None = None) -> list[tuple[str, bool]]:
     """(precision, channels_last) pairs worth timing here. Emulated bf16 (no native units) is never
-    faster, so it is not tried; nets without convolutions have no memory format to choose."""
+    faster, so it is not tried; nets without convolutions have no memory format to choose.
+    `channels_last` given: that memory format only (a model already placed in it)."""
     resolve_precision(precision, device)  # checks the name
     precisions = [precision] if precision != "auto" else ["fp32"] + (["bf16"] if cpu_has_fast_bf16() else [])
     formats = [True, False] if uses_conv(model) else [False]
+    if channels_last is not None:
+        formats = [channels_last and uses_conv(model)]
     return [(p, cl) for p in precisions for cl in formats]
 
 
@@ -73,7 +78,7 @@ def cache_dir() -> Path:
 
 
 def cache_key(model: nn.Module, sample_shape, task: str, cands) -> str:
-    text = json.dumps([machine_description(), torch.__version__, task, list(sample_shape)[1:], str(model),
+    text = json.dumps([machine_description(), torch.__version__, task, list(sample_shape), str(model),
                        [list(c) for c in cands]])
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
@@ -139,13 +144,15 @@ def probe(model: nn.Module, sample: torch.Tensor, device: torch.device, cands, *
 
 
 def choose_layout(model: nn.Module, sample: torch.Tensor, device: torch.device, *, precision: str = "auto",
-                  train: bool = True, use_cache: bool = True) -> Layout:
+                  train: bool = True, use_cache: bool = True, channels_last: bool | None = None) -> Layout:
     """The fastest (precision, channels_last) for `model` on `device`. `sample` is a batch of real
     inputs (its first PROBE_BATCH images are used). On GPUs and MPS, and with the probe off, the rule
-    decides; an explicit precision is kept and only the memory format is timed."""
+    decides; an explicit precision is kept and only the memory format is timed; an explicit
+    `channels_last` is kept and only the precision is timed."""
     if device.type != "cpu" or os.environ.get(PROBE_ENV, "1") == "0":
-        return rule_layout(model, device, precision)
-    cands = candidates(model, device, precision)
+        rule = rule_layout(model, device, precision)
+        return rule if channels_last is None else Layout(rule.precision, channels_last and uses_conv(model))
+    cands = candidates(model, device, precision, channels_last)
     if len(cands) == 1:
         return Layout(*cands[0])
     sample = sample[:PROBE_BATCH]
