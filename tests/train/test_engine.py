@@ -62,7 +62,11 @@ def interrupted_then_resumed(c: TrainConfig, run_dir, dataset, monkeypatch, afte
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_resume_equals_uninterrupted(tiny_dataset, tmp_path, monkeypatch, precision):
+def test_resume_equals_uninterrupted(tmp_path, monkeypatch, precision):
+    from conftest import make_dataset
+
+    # five steps an epoch are enough to replay; bf16 is emulated (slow) on CPUs without bf16 units
+    tiny_dataset = make_dataset(n_train=320, n_test=100)
     c = cfg(model="cnn_002", epochs=3, schedule="cosine", augment=["flip", "translate", "random-erasing"],
             optimizer="sgd", lr=0.05, nesterov=True, precision=precision, lookahead=True, lookahead_every=2,
             bias_lr_scale=4.0)
