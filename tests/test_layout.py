@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from fashionbench import layout
+from fashionbench.data.normalize import Normalization
 from fashionbench.layout import Layout, candidates, choose_layout, probe
 
 
@@ -178,7 +179,7 @@ def test_a_predictor_runs_one_image_in_the_precision_probed_for_one(tiny_dataset
 
     monkeypatch.setattr("fashionbench.inference.predict_logits", spy)
     torch.manual_seed(0)
-    pred = Predictor.from_model(conv_net(), _identity(), tiny_dataset.class_names, device="cpu", batch_size=512)
+    pred = Predictor.from_model(conv_net(), Normalization.identity(), tiny_dataset.class_names, device="cpu", batch_size=512)
     assert (pred.precision, pred.single_image_precision, pred.channels_last) == ("bf16", "fp32", True)
     assert "fp32 for one image" in repr(pred)
     x = tiny_dataset.test_images[:3]
@@ -187,11 +188,5 @@ def test_a_predictor_runs_one_image_in_the_precision_probed_for_one(tiny_dataset
     assert used == ["fp32", "bf16"]
     # the same model either way: bf16 only rounds
     assert torch.allclose(one[0], many[0], atol=0.05 * float(many.abs().max()) + 1e-3)
-    fixed = Predictor.from_model(conv_net(), _identity(), tiny_dataset.class_names, device="cpu", precision="fp32")
+    fixed = Predictor.from_model(conv_net(), Normalization.identity(), tiny_dataset.class_names, device="cpu", precision="fp32")
     assert fixed.single_image_precision is None  # an explicit precision is kept for every call
-
-
-def _identity():
-    from fashionbench.data.normalize import Normalization
-
-    return Normalization.identity()

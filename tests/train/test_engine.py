@@ -66,12 +66,12 @@ def test_resume_equals_uninterrupted(tmp_path, monkeypatch, precision):
     from conftest import make_dataset
 
     # five steps an epoch are enough to replay; bf16 is emulated (slow) on CPUs without bf16 units
-    tiny_dataset = make_dataset(n_train=320, n_test=100)
+    dataset = make_dataset(n_train=320, n_test=100)
     c = cfg(model="cnn_002", epochs=3, schedule="cosine", augment=["flip", "translate", "random-erasing"],
             optimizer="sgd", lr=0.05, nesterov=True, precision=precision, lookahead=True, lookahead_every=2,
             bias_lr_scale=4.0)
-    full = train_run(c, tmp_path / "full", dataset=tiny_dataset).metrics
-    resumed = interrupted_then_resumed(c, tmp_path / "cut", tiny_dataset, monkeypatch, after_epoch=2)
+    full = train_run(c, tmp_path / "full", dataset=dataset).metrics
+    resumed = interrupted_then_resumed(c, tmp_path / "cut", dataset, monkeypatch, after_epoch=2)
 
     assert resumed["test_accuracy"] == full["test_accuracy"] and resumed["test_loss"] == full["test_loss"]
     a = torch.load(tmp_path / "full" / "last.pt", weights_only=True)["state_dict"]
