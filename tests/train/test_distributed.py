@@ -110,6 +110,42 @@ def test_distributed_seam_single_process(tiny_dataset, tmp_path):
         dist.destroy_process_group()
 
 
+def _one_process_group():
+    import torch.distributed as dist
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+
+
+def test_ranks_that_finished_leave_together(monkeypatch, caplog):
+    """A rank whose work ended well waits for the others before it tears the group down; when
+    the barrier fails (another rank died), it says so in one line and still leaves."""
+    import torch.distributed as dist
+
+    from fashionbench.train.distributed import shutdown
+
+    waited = []
+    _one_process_group()
+    monkeypatch.setattr(dist, "barrier", lambda: waited.append(True))
+    shutdown(Distributed(0, 2), together=True)
+    assert waited == [True] and not dist.is_initialized()
+
+    _one_process_group()
+    shutdown(Distributed(0, 2), together=False)  # a rank that failed does not wait
+    assert waited == [True] and not dist.is_initialized()
+
+    def lost_peer():
+        raise RuntimeError("Connection closed by peer [127.0.0.1]:1234\nmore")
+
+    _one_process_group()
+    monkeypatch.setattr(dist, "barrier", lost_peer)
+    shutdown(Distributed(0, 2), together=True)
+    assert not dist.is_initialized()
+    assert "leaving without the other ranks (Connection closed by peer [127.0.0.1]:1234)" in caplog.text
+
+
 @pytest.mark.skipif(TORCHRUN is None, reason="torchrun is not installed with torch")
 def test_torchrun_entry_point_exists():
     assert Path(TORCHRUN).exists()

@@ -23,6 +23,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                               f"({', '.join(names)}); --device and --threads may change")
     tracking = api.tracking(args.track, args.tracking_uri)  # a missing package fails before any training
     dist = init_from_environment(args.device or "auto")  # under torchrun: this process is one rank
+    finished = False
     try:
         if args.resume:
             result = api.resume(args.resume, device=args.device, threads=args.threads, track=tracking, dist=dist)
@@ -31,8 +32,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                                       args)
             result = api.train(out=args.out, overwrite=args.overwrite, track=tracking, dist=dist,
                                **options.config_kwargs(args))
+        finished = True
     finally:
-        shutdown(dist)
+        shutdown(dist, together=finished)
     if dist is not None and not dist.is_writer:
         return 0
     m = result.metrics

@@ -136,9 +136,18 @@ def init_from_environment(device: str = "auto") -> Distributed | None:
     return Distributed(rank, world, local_rank, backend)
 
 
-def shutdown(ctx: Distributed | None) -> None:
-    if ctx is not None and dist.is_initialized():
-        dist.destroy_process_group()
+def shutdown(ctx: Distributed | None, together: bool = False) -> None:
+    """Leave the process group. `together` (this rank's work ended well) first waits at a barrier
+    for every rank, so that no rank tears its connections down while rank 0 still writes the run
+    folder: a rank that dies in its teardown makes torchrun stop the others, the writer included."""
+    if ctx is None or not dist.is_initialized():
+        return
+    if together and ctx.world_size > 1:
+        try:
+            dist.barrier()
+        except RuntimeError as e:  # another rank failed; its own error is the one to report
+            log.warning("distributed: leaving without the other ranks (%s)", str(e).splitlines()[0][:160])
+    dist.destroy_process_group()
 
 
 __all__ = ["Distributed", "init_from_environment", "launched_by_torchrun", "shutdown"]
