@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .models.registry import uses_conv
+from .models.registry import channels_last_for, uses_conv
 from .utils import atomic_write_json, autocast, cpu_has_fast_bf16, machine_description, resolve_precision
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class Layout:
 
 def rule_layout(model: nn.Module, device: torch.device, precision: str = "auto") -> Layout:
     """The fixed rule: bf16 where the hardware runs it natively, channels_last for conv nets."""
-    return Layout(resolve_precision(precision, device), uses_conv(model))
+    return Layout(resolve_precision(precision, device), channels_last_for(model))
 
 
 def candidates(model: nn.Module, device: torch.device, precision: str = "auto",
@@ -68,7 +68,7 @@ def candidates(model: nn.Module, device: torch.device, precision: str = "auto",
     precisions = [precision] if precision != "auto" else ["fp32"] + (["bf16"] if cpu_has_fast_bf16() else [])
     formats = [True, False] if uses_conv(model) else [False]
     if channels_last is not None:
-        formats = [channels_last and uses_conv(model)]
+        formats = [channels_last_for(model, channels_last)]
     return [(p, cl) for p in precisions for cl in formats]
 
 
@@ -151,7 +151,7 @@ def choose_layout(model: nn.Module, sample: torch.Tensor, device: torch.device, 
     `channels_last` is kept and only the precision is timed."""
     if device.type != "cpu" or os.environ.get(PROBE_ENV, "1") == "0":
         rule = rule_layout(model, device, precision)
-        return rule if channels_last is None else Layout(rule.precision, channels_last and uses_conv(model))
+        return rule if channels_last is None else Layout(rule.precision, channels_last_for(model, channels_last))
     cands = candidates(model, device, precision, channels_last)
     if len(cands) == 1:
         return Layout(*cands[0])

@@ -116,11 +116,17 @@ def uses_conv(model: nn.Module) -> bool:
     return any(isinstance(m, nn.Conv2d) for m in model.modules())
 
 
+def channels_last_for(model: nn.Module, asked: bool | None = None) -> bool:
+    """Whether `model` runs channels_last: where asked (by default), and only if it has convolutions
+    (the other nets have no memory format to choose)."""
+    return uses_conv(model) and (asked is None or asked)
+
+
 def place_model(model: nn.Module, device, channels_last: bool | None = None) -> tuple[nn.Module, bool]:
     """Move to `device`, channels_last if asked (by default for conv nets: faster with bf16 autocast).
     Returns (model, channels_last)."""
     model = model.to(device)
-    channels_last = uses_conv(model) if channels_last is None else channels_last and uses_conv(model)
+    channels_last = channels_last_for(model, channels_last)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model, channels_last
