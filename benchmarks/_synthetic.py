@@ -3,6 +3,9 @@ training step on them (forward in the given precision, cross-entropy, backward, 
 
 from __future__ import annotations
 
+import statistics
+import time
+
 import torch
 import torch.nn.functional as F
 
@@ -27,3 +30,30 @@ def train_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, opt: to
         opt.step()
 
     return step
+
+
+def setup_step(s, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor):
+    """One training step of a `train.run.setup_run` setup on (x, y), as `train` takes it: `model`
+    (the setup's, or a changed copy of it) forward in the setup's precision, its loss, backward,
+    and the setup's optimizer (Muon where the recipe has it)."""
+    from fashionbench.utils import autocast
+
+    def step() -> None:
+        with autocast(s.device, s.precision):
+            loss = s.loss_fn(model(x), y)
+        s.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        s.optimizer.step()
+
+    return step
+
+
+def interleaved_medians(steps: dict, rounds: int) -> dict[str, float]:
+    """Median seconds of each step function, timed round by round so that all share the noise."""
+    times: dict = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, fn in steps.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return {name: statistics.median(t) for name, t in times.items()}
