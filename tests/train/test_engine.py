@@ -13,6 +13,9 @@ from fashionbench.train.engine import progressive_sizes
 from fashionbench.train.optim import build_loss, build_optimizer, build_scheduler, lr_factor
 from fashionbench.train.run import train_run
 
+# for tests of training itself: the report's plots take seconds a run and are tested elsewhere
+METRICS_ONLY = ("metrics",)
+
 
 def cfg(**kw) -> TrainConfig:
     base = dict(model="mlp_002", epochs=3, batch_size=64, lr=1e-3, device="cpu", precision="fp32", seed=0)
@@ -36,8 +39,8 @@ def test_engine_learns_small_problem(tiny_dataset, tmp_path):
 
 def test_same_seed_same_result(tiny_dataset, tmp_path):
     c = cfg(model="cnn_002", epochs=1, augment=["flip", "translate"])
-    a = train_run(c, tmp_path / "a", dataset=tiny_dataset).metrics
-    b = train_run(c, tmp_path / "b", dataset=tiny_dataset).metrics
+    a = train_run(c, tmp_path / "a", dataset=tiny_dataset, outputs=METRICS_ONLY).metrics
+    b = train_run(c, tmp_path / "b", dataset=tiny_dataset, outputs=METRICS_ONLY).metrics
     assert a["test_accuracy"] == b["test_accuracy"] and a["test_loss"] == b["test_loss"]
 
 
@@ -58,7 +61,7 @@ def interrupted_then_resumed(c: TrainConfig, run_dir, dataset, monkeypatch, afte
     with pytest.raises(Interrupt):
         train_run(c, run_dir, dataset=dataset)
     monkeypatch.setattr(callbacks_mod.RunWriter, "on_epoch_end", original)
-    return train_run(c, run_dir, dataset=dataset, resume=True).metrics
+    return train_run(c, run_dir, dataset=dataset, resume=True, outputs=METRICS_ONLY).metrics
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
@@ -70,7 +73,7 @@ def test_resume_equals_uninterrupted(tmp_path, monkeypatch, precision):
     c = cfg(model="cnn_002", epochs=3, schedule="cosine", augment=["flip", "translate", "random-erasing"],
             optimizer="sgd", lr=0.05, nesterov=True, precision=precision, lookahead=True, lookahead_every=2,
             bias_lr_scale=4.0)
-    full = train_run(c, tmp_path / "full", dataset=dataset).metrics
+    full = train_run(c, tmp_path / "full", dataset=dataset, outputs=METRICS_ONLY).metrics
     resumed = interrupted_then_resumed(c, tmp_path / "cut", dataset, monkeypatch, after_epoch=2)
 
     assert resumed["test_accuracy"] == full["test_accuracy"] and resumed["test_loss"] == full["test_loss"]
@@ -86,7 +89,7 @@ def test_muon_trains_and_resumes_exactly(tiny_dataset, tmp_path, monkeypatch):
     c = cfg(model="fastnet", model_args={"widths": [16, 16, 16]}, epochs=3, optimizer="muon", lr=0.1,
             nesterov=True, momentum=0.85, schedule="linear", warmup_epochs=1, bias_lr_scale=8.0,
             lookahead=True, lookahead_every=2, precision="fp32")
-    full = train_run(c, tmp_path / "full", dataset=tiny_dataset).metrics
+    full = train_run(c, tmp_path / "full", dataset=tiny_dataset, outputs=METRICS_ONLY).metrics
     resumed = interrupted_then_resumed(c, tmp_path / "cut", tiny_dataset, monkeypatch, after_epoch=2)
     assert resumed["test_loss"] == full["test_loss"]
     a = torch.load(tmp_path / "full" / "last.pt", weights_only=True)
@@ -99,11 +102,11 @@ def test_muon_trains_and_resumes_exactly(tiny_dataset, tmp_path, monkeypatch):
 def test_early_stopping_stops_and_restores_best(tiny_dataset, tmp_path):
     # A learning rate this small cannot move validation accuracy: no improvement after epoch 1.
     c = cfg(epochs=10, lr=1e-12, early_stopping=2, monitor="val_accuracy", restore_best=True)
-    m = train_run(c, tmp_path / "es", dataset=tiny_dataset).metrics
+    m = train_run(c, tmp_path / "es", dataset=tiny_dataset, outputs=METRICS_ONLY).metrics
     assert m["epochs"] == 3 and m["stopped_early"] and m["best_epoch"] == 1
     assert m["evaluated_weights"] == "best"
     # Resuming a run that stopped early does not train on.
-    assert train_run(c, tmp_path / "es", dataset=tiny_dataset, resume=True).metrics["epochs"] == 3
+    assert train_run(c, tmp_path / "es", dataset=tiny_dataset, resume=True, outputs=METRICS_ONLY).metrics["epochs"] == 3
 
 
 def test_data_fraction_and_validation_sizes(tiny_dataset, tmp_path):
@@ -222,7 +225,7 @@ def test_progressive_resizing_trains_on_smaller_images_and_resumes_exactly(tiny_
         return original_forward(self, x)
 
     monkeypatch.setattr(FastNet, "forward", recording_forward)
-    full = train_run(c, tmp_path / "full", dataset=tiny_dataset).metrics
+    full = train_run(c, tmp_path / "full", dataset=tiny_dataset, outputs=METRICS_ONLY).metrics
     steps = math.ceil(540 / 64)
     # training sees 16, 22, then 28 px; the probe, calibration and test see the images as they are
     assert [seen.count(s) for s in (16, 22, 28)] == [steps, steps, steps]
