@@ -41,9 +41,10 @@ VARIANTS = {
                        lambda cfg: {"resize_min": 16, "resize_end": round(0.7 * cfg.epochs)}),
     "progressive-20": ("full-size images throughout (20 px growing to 28 over the first half of the epochs)",
                        lambda cfg: {"resize_min": 20, "resize_end": round(0.5 * cfg.epochs)}),
-    "progressive-16-late": ("full-size images throughout (16 px for the first 3/8 of the epochs, growing to 28 by "
-                            "3/4 of them)", lambda cfg: {"resize_min": 16, "resize_start": round(0.375 * cfg.epochs),
-                                                         "resize_end": round(0.75 * cfg.epochs)}),
+    "progressive-16-late": ("full-size images throughout (16 px for about the first half of the epochs, growing to "
+                            "28 by about three quarters of them)",
+                            lambda cfg: {"resize_min": 16, "resize_start": round(0.375 * cfg.epochs),
+                                         "resize_end": round(0.75 * cfg.epochs)}),
     # shorter schedules (resolve_config scales the warmup with the epochs, as `train --epochs` does)
     **{f"epochs-{e}": (f"the recipe's epochs ({e} instead)", {"epochs": e}) for e in (6, 7, 8, 9, 10)},
     # more steps per epoch; lr and weight decay scaled with the batch as the recipes scale them

@@ -87,10 +87,7 @@ def test_distributed_seam_single_process(tiny_dataset, tmp_path):
     from fashionbench.train.callbacks import Callback
     from fashionbench.train.run import train_run
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    _one_process_group()
     try:
         seen = []
 
@@ -119,7 +116,17 @@ def _one_process_group():
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
 
 
-def test_ranks_that_finished_leave_together(monkeypatch, caplog):
+@pytest.fixture
+def no_group_left():
+    """A test that fails halfway leaves no process group behind for the next one."""
+    import torch.distributed as dist
+
+    yield
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def test_ranks_that_finished_leave_together(monkeypatch, caplog, no_group_left):
     """A rank whose work ended well waits for the others before it tears the group down; when
     the barrier fails (another rank died), it says so in one line and still leaves."""
     import torch.distributed as dist
@@ -144,6 +151,39 @@ def test_ranks_that_finished_leave_together(monkeypatch, caplog):
     shutdown(Distributed(0, 2), together=True)
     assert not dist.is_initialized()
     assert "leaving without the other ranks (Connection closed by peer [127.0.0.1]:1234)" in caplog.text
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_train_command_leaves_together_only_when_it_finished(monkeypatch, tmp_path, capsys, fails):
+    """Under torchrun, `train` waits for the other ranks only after its run ended well, and rank 0
+    prints its result before that; a rank that failed says so in one line and leaves at once."""
+    from types import SimpleNamespace
+
+    import fashionbench.api as api
+    import fashionbench.train.distributed as distributed
+    from fashionbench.cli import main
+    from fashionbench.errors import ConfigError
+
+    left = []
+    monkeypatch.setattr(distributed, "init_from_environment", lambda device: Distributed(0, 2))
+    monkeypatch.setattr(distributed, "shutdown", lambda ctx, together=False: left.append(
+        (together, capsys.readouterr().out)))
+
+    def train(**kw):
+        if fails:
+            raise ConfigError("a bad run")
+        return SimpleNamespace(run_dir=tmp_path, metrics={
+            "model": "mlp_002", "test_accuracy": 0.5, "epochs": 1, "train_seconds": 1.0, "device": "cpu",
+            "precision": "fp32", "distributed": {"world_size": 2}})
+
+    monkeypatch.setattr(api, "train", train)
+    code = main(["train", "--model", "mlp_002", "--epochs", "1", "--device", "cpu", "--out", str(tmp_path / "r")])
+    assert code == (2 if fails else 0) and len(left) == 1
+    together, printed_before = left[0]
+    assert together is not fails
+    assert ("test accuracy 50.00%" in printed_before) is not fails
+    if fails:
+        assert "fashionbench: error" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(TORCHRUN is None, reason="torchrun is not installed with torch")

@@ -33,10 +33,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             result = api.train(out=args.out, overwrite=args.overwrite, track=tracking, dist=dist,
                                **options.config_kwargs(args))
         finished = True
+        if dist is None or dist.is_writer:  # printed before the ranks leave: it depends on no other rank
+            _print_trained(result)
     finally:
         shutdown(dist, together=finished)
-    if dist is not None and not dist.is_writer:
-        return 0
+    return 0
+
+
+def _print_trained(result) -> None:
     m = result.metrics
     ranks = f", {m['distributed']['world_size']} processes" if m.get("distributed") else ""
     print(f"model {m['model']}: test accuracy {100 * m['test_accuracy']:.2f}% after {m['epochs']} epochs, "
@@ -46,7 +50,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     report = result.run_dir / "report.html"
     if report.is_file():
         print(f"report: {report}")
-    return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

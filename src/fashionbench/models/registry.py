@@ -117,8 +117,8 @@ def uses_conv(model: nn.Module) -> bool:
 
 
 def channels_last_for(model: nn.Module, asked: bool | None = None) -> bool:
-    """Whether `model` runs channels_last: where asked (by default), and only if it has convolutions
-    (the other nets have no memory format to choose)."""
+    """Whether `model` runs channels_last: only if it has convolutions (the other nets have no memory
+    format to choose), and then as `asked`, or yes where `asked` is None."""
     return uses_conv(model) and (asked is None or asked)
 
 

@@ -142,12 +142,15 @@ def shutdown(ctx: Distributed | None, together: bool = False) -> None:
     folder: a rank that dies in its teardown makes torchrun stop the others, the writer included."""
     if ctx is None or not dist.is_initialized():
         return
-    if together and ctx.world_size > 1:
-        try:
-            dist.barrier()
-        except RuntimeError as e:  # another rank failed; its own error is the one to report
-            log.warning("distributed: leaving without the other ranks (%s)", str(e).splitlines()[0][:160])
-    dist.destroy_process_group()
+    try:
+        if together and ctx.world_size > 1:
+            try:
+                dist.barrier()
+            except RuntimeError as e:  # another rank failed; its own error is the one to report
+                why = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+                log.warning("distributed: leaving without the other ranks (%s)", why)
+    finally:
+        dist.destroy_process_group()
 
 
 __all__ = ["Distributed", "init_from_environment", "launched_by_torchrun", "shutdown"]
