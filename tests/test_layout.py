@@ -147,6 +147,17 @@ def test_a_format_given_times_the_precisions_only(monkeypatch):
     assert candidates(conv_net(), CPU, channels_last=False) == [("fp32", False)]
 
 
+def test_a_format_given_is_kept_where_the_rule_decides(probing, monkeypatch):
+    monkeypatch.setattr(layout, "cpu_has_fast_bf16", lambda: True)
+    monkeypatch.setattr("fashionbench.utils.cpu_has_fast_bf16", lambda: True)
+    monkeypatch.setattr(layout, "probe", lambda *a, **k: {})  # every candidate failed
+    sample = torch.randn(4, 1, 28, 28)
+    assert choose_layout(conv_net(), sample, CPU, channels_last=False) == Layout("bf16", False)
+    assert choose_layout(conv_net(), sample, CPU) == Layout("bf16", True)
+    monkeypatch.setenv(layout.PROBE_ENV, "0")
+    assert choose_layout(conv_net(), sample, CPU, channels_last=False) == Layout("bf16", False)
+
+
 def test_the_cache_tells_batch_sizes_apart(probing, monkeypatch):
     # bf16 wins at the batch, fp32 on one image (FastNet on Sapphire Rapids: 1.76 against 0.91 ms)
     monkeypatch.setattr(layout, "cpu_has_fast_bf16", lambda: True)

@@ -54,9 +54,11 @@ class Layout:
         return f"{self.precision}+{'channels_last' if self.channels_last else 'contiguous'}"
 
 
-def rule_layout(model: nn.Module, device: torch.device, precision: str = "auto") -> Layout:
-    """The fixed rule: bf16 where the hardware runs it natively, channels_last for conv nets."""
-    return Layout(resolve_precision(precision, device), channels_last_for(model))
+def rule_layout(model: nn.Module, device: torch.device, precision: str = "auto",
+                channels_last: bool | None = None) -> Layout:
+    """The fixed rule: bf16 where the hardware runs it natively, channels_last for conv nets (or the
+    memory format given)."""
+    return Layout(resolve_precision(precision, device), channels_last_for(model, channels_last))
 
 
 def candidates(model: nn.Module, device: torch.device, precision: str = "auto",
@@ -66,9 +68,7 @@ def candidates(model: nn.Module, device: torch.device, precision: str = "auto",
     `channels_last` given: that memory format only (a model already placed in it)."""
     resolve_precision(precision, device)  # checks the name
     precisions = [precision] if precision != "auto" else ["fp32"] + (["bf16"] if cpu_has_fast_bf16() else [])
-    formats = [True, False] if uses_conv(model) else [False]
-    if channels_last is not None:
-        formats = [channels_last_for(model, channels_last)]
+    formats = [True, False] if channels_last is None and uses_conv(model) else [channels_last_for(model, channels_last)]
     return [(p, cl) for p in precisions for cl in formats]
 
 
@@ -150,8 +150,7 @@ def choose_layout(model: nn.Module, sample: torch.Tensor, device: torch.device, 
     decides; an explicit precision is kept and only the memory format is timed; an explicit
     `channels_last` is kept and only the precision is timed."""
     if device.type != "cpu" or os.environ.get(PROBE_ENV, "1") == "0":
-        rule = rule_layout(model, device, precision)
-        return rule if channels_last is None else Layout(rule.precision, channels_last_for(model, channels_last))
+        return rule_layout(model, device, precision, channels_last)
     cands = candidates(model, device, precision, channels_last)
     if len(cands) == 1:
         return Layout(*cands[0])
@@ -167,7 +166,7 @@ def choose_layout(model: nn.Module, sample: torch.Tensor, device: torch.device, 
     secs = probe(model, sample, device, cands, train=train)
     model.train(was_training)
     if not secs:
-        return rule_layout(model, device, precision)
+        return rule_layout(model, device, precision, channels_last)
     best = min(secs, key=secs.get)
     named = {Layout(p, cl).name: round(s, 5) for (p, cl), s in secs.items()}
     layout = Layout(best[0], best[1], "probe", named)
