@@ -10,6 +10,9 @@ import torch
 import torch.nn.functional as F
 
 from fashionbench.models.registry import uses_conv
+from fashionbench.utils import autocast
+
+CPU = torch.device("cpu")
 
 
 def placed(model: torch.nn.Module, batch: int, precision: str) -> tuple[torch.nn.Module, torch.Tensor]:
@@ -20,11 +23,16 @@ def placed(model: torch.nn.Module, batch: int, precision: str) -> tuple[torch.nn
     return model, x
 
 
-def train_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.Optimizer, precision: str):
+def cross_entropy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(out.float(), y)
+
+
+def train_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.Optimizer, precision: str,
+               loss_fn=cross_entropy, device: torch.device = CPU):
+    """One step as `train` takes it; a `train.run.setup_run` setup passes its own loss and device."""
     def step() -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            out = model(x)
-        loss = F.cross_entropy(out.float(), y)
+        with autocast(device, precision):
+            loss = loss_fn(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -32,20 +40,9 @@ def train_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, opt: to
     return step
 
 
-def setup_step(s, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor):
-    """One training step of a `train.run.setup_run` setup on (x, y), as `train` takes it: `model`
-    (the setup's, or a changed copy of it) forward in the setup's precision, its loss, backward,
-    and the setup's optimizer (Muon where the recipe has it)."""
-    from fashionbench.utils import autocast
-
-    def step() -> None:
-        with autocast(s.device, s.precision):
-            loss = s.loss_fn(model(x), y)
-        s.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        s.optimizer.step()
-
-    return step
+def setup_layout(s) -> str:
+    """A `setup_run` setup's precision, memory format and batch, for a table's column."""
+    return f"{s.precision}{' + channels_last' if s.channels_last else ''}, batch {s.cfg.batch_size}"
 
 
 def interleaved_medians(steps: dict, rounds: int) -> dict[str, float]:

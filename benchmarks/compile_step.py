@@ -21,7 +21,7 @@ import argparse
 import sys
 import time
 
-from _synthetic import interleaved_medians, setup_step
+from _synthetic import interleaved_medians, setup_layout, train_step
 from fashionbench.train.engine import prepare
 from fashionbench.train.recipes import recipe_train_config
 from fashionbench.train.run import setup_run
@@ -49,13 +49,13 @@ def compare(recipe: str, rounds: int) -> tuple[str, dict[str, float], dict[str, 
             way(s.model)
         images, labels = s.train
         x = prepare(images[:cfg.batch_size], s.normalizer, s.channels_last)
-        steps[name] = setup_step(s, s.train_model, x, labels[:cfg.batch_size])
+        steps[name] = train_step(s.train_model, x, labels[:cfg.batch_size], s.optimizer, s.precision, s.loss_fn,
+                                 s.device)
         t = time.perf_counter()
         for _ in range(2):  # compilation (forward and backward graphs), then oneDNN's kernels
             steps[name]()
         first[name] = time.perf_counter() - t
-    layout = f"{s.precision}{' + channels_last' if s.channels_last else ''}, batch {cfg.batch_size}"
-    return layout, first, interleaved_medians(steps, rounds)
+    return setup_layout(s), first, interleaved_medians(steps, rounds)
 
 
 def main(argv=None) -> int:

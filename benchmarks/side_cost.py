@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from _synthetic import interleaved_medians, setup_step
+from _synthetic import interleaved_medians, setup_layout, train_step
 from fashionbench.train.engine import prepare
 from fashionbench.train.recipes import recipe_train_config
 from fashionbench.train.run import setup_run
@@ -26,12 +26,11 @@ def side_costs(recipe: str, sides: list[int], rounds: int) -> tuple[str, dict[in
     s = setup_run(cfg)
     images, labels = s.train
     x_u8, y = images[:cfg.batch_size], labels[:cfg.batch_size]
-    steps = {side: setup_step(s, s.train_model, prepare(x_u8, s.normalizer, s.channels_last, size=side), y)
-             for side in sides}
+    steps = {side: train_step(s.train_model, prepare(x_u8, s.normalizer, s.channels_last, size=side), y,
+                              s.optimizer, s.precision, s.loss_fn, s.device) for side in sides}
     for step in steps.values():  # warm-up: oneDNN builds its kernels for each shape
         step()
-    layout = f"{s.precision}{' + channels_last' if s.channels_last else ''}, batch {cfg.batch_size}"
-    return layout, interleaved_medians(steps, rounds)
+    return setup_layout(s), interleaved_medians(steps, rounds)
 
 
 def main(argv=None) -> int:

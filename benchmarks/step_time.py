@@ -15,14 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
 
 import torch
 
-from _synthetic import placed, train_step
+from _synthetic import interleaved_medians, placed, train_step
 from fashionbench.models import create_model
 from fashionbench.train.recipes import recipe_config
 from fashionbench.utils import KEEP_FREED_TRIM_THRESHOLD, machine_description
@@ -47,26 +46,15 @@ def make_step(model_args: dict, precision: str):
     torch.manual_seed(0)
     model, x = placed(create_model("fastnet", **model_args), 1024, precision)
     y = torch.randint(0, 10, (1024,))
-    step = train_step(model, x, y, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.85, nesterov=True),
+    return train_step(model, x, y, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.85, nesterov=True),
                       precision)
-
-    def timed() -> float:
-        t0 = time.perf_counter()
-        step()
-        return time.perf_counter() - t0
-
-    return timed
 
 
 def measure(cases: dict, steps: int) -> dict:
     fns = {name: make_step(*args) for name, args in cases.items()}
     for fn in fns.values():
         fn(), fn()  # warm-up
-    times = {name: [] for name in fns}
-    for _ in range(steps):  # interleaved: every case sees the same background load
-        for name, fn in fns.items():
-            times[name].append(fn())
-    return {name: statistics.median(t) for name, t in times.items()}
+    return interleaved_medians(fns, steps)  # interleaved: every case sees the same background load
 
 
 def main(argv=None) -> int:
