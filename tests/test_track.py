@@ -206,3 +206,54 @@ def test_a_store_that_cannot_be_opened_is_refused_before_training(uri, tmp_path)
     with pytest.raises(ConfigError, match="cannot open the MLflow store .*--tracking-uri"):
         tracking_spec("mlflow", uri.format(folder=tmp_path), "tests")
     assert time.perf_counter() - start < 60  # MLflow alone retries an unopenable database for about 2 minutes
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_server_that_is_not_there_is_refused_at_once(monkeypatch):
+    """MLflow alone retries a refused connection for about 2 minutes; one attempt says so."""
+    import time
+
+    for var in ("http_proxy", "HTTP_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    uri = f"http://127.0.0.1:{_free_port()}"
+    start = time.perf_counter()
+    with pytest.raises(ConfigError, match=rf"cannot reach the MLflow server at {uri} \(.*refused\); start it .*--tracking-uri"):
+        tracking_spec("mlflow", uri, "tests")
+    assert time.perf_counter() - start < 30
+
+
+def test_a_server_that_answers_but_is_not_mlflow_is_a_store_error(monkeypatch):
+    """The connection check lets a listening server through; what it answers is MLflow's to judge."""
+    import http.server
+    import threading
+
+    for var in ("http_proxy", "HTTP_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)  # 501 to all
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(ConfigError, match="cannot open the MLflow store http://127.0.0.1"):
+            tracking_spec("mlflow", f"http://127.0.0.1:{server.server_address[1]}", "tests")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_server_behind_a_proxy_is_left_to_the_proxy(monkeypatch):
+    from fashionbench.track._mlflow import _check_reachable
+
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:3128")
+    for var in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    uri = f"http://127.0.0.1:{_free_port()}"
+    _check_reachable(uri)  # no connection tried: the proxy would make it
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    with pytest.raises(ConfigError, match="cannot reach the MLflow server"):
+        _check_reachable(uri)

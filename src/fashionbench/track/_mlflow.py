@@ -10,7 +10,10 @@ import functools
 import logging
 import os
 import re
+import socket
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +26,7 @@ log = logging.getLogger("fashionbench.track")
 MLFLOW_BATCH_EVERY = 50  # steps between logged batch-loss points: a db write per batch would slow training
 MAX_PARAM_KEY, MAX_PARAM_VALUE, MAX_PER_BATCH = 250, 6000, 100  # MLflow's limits for params in one log_batch
 REMOTE = ("http", "https", "databricks")  # tracking URI schemes of MLflow servers
+CONNECT_TIMEOUT = 5.0  # seconds to reach a tracking server before the command is refused
 
 
 def _mlflow_uri(spec: TrackingSpec) -> str:
@@ -71,6 +75,7 @@ def _client_and_experiment(uri: str, experiment: str):
         except sqlite3.Error as e:
             raise ConfigError(f"cannot open the MLflow store {uri} ({e}); check --tracking-uri "
                               "(e.g. sqlite:///mlruns.db or http://host:5000)") from None
+    _check_reachable(uri)
     with _quiet_mlflow():
         try:
             client = mlflow.MlflowClient(tracking_uri=uri)
@@ -91,6 +96,22 @@ def _client_and_experiment(uri: str, experiment: str):
         raise ConfigError(f"MLflow experiment {experiment!r} in {uri} is deleted; restore it "
                           f"(mlflow experiments restore --experiment-id {exp.experiment_id}) or pick another name")
     return client, exp.experiment_id
+
+
+def _check_reachable(uri: str) -> None:
+    """MLflow retries a server that refuses connections for about 2 minutes: one connection attempt says so at once."""
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return
+    if urllib.request.getproxies().get(parts.scheme) and not urllib.request.proxy_bypass(parts.hostname):
+        return  # MLflow goes through the proxy, which this connection would not
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        socket.create_connection((parts.hostname, port), timeout=CONNECT_TIMEOUT).close()
+    except (OSError, ValueError) as e:  # refused, unknown host, timed out; ValueError: a port out of range
+        reason = getattr(e, "strerror", None) or str(e)
+        raise ConfigError(f"cannot reach the MLflow server at {uri} ({reason}); start it "
+                          "(mlflow server --host HOST --port PORT) or check --tracking-uri") from None
 
 
 def _slug(name: str) -> str:
