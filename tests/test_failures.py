@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -432,3 +433,36 @@ def test_data_dir_naming_a_file_and_a_relative_data_dir(idx_folder, tmp_path, ca
     monkeypatch.chdir(tmp_path)
     capsys.readouterr()
     assert main(["evaluate", str(tmp_path / "rel"), "--threads", "1"]) == 0
+
+
+def test_an_unused_claim_or_failed_study_removes_the_parent_folders_it_made(tmp_path):
+    """--out a/b/run made a and b too: none of them may be left behind empty, and nothing that was there before."""
+    (tmp_path / "kept").mkdir()
+    with run_lock.claim_run_dir(tmp_path / "kept" / "a" / "b" / "run"):
+        pass
+    assert [p.name for p in tmp_path.iterdir()] == ["kept"] and not any((tmp_path / "kept").iterdir())
+
+    with pytest.raises(RuntimeError), run_lock.study_folder(tmp_path / "kept" / "s" / "cv") as study:
+        with run_lock.claim_run_dir(study / "fold1"):
+            raise RuntimeError("the data failed")
+    assert (tmp_path / "kept").is_dir() and not any((tmp_path / "kept").iterdir())
+
+    with run_lock.claim_run_dir(tmp_path / "kept" / "c" / "run") as folder:
+        (folder.path / "config.json").write_text("{}")  # the run wrote something: all of it stays
+    assert (tmp_path / "kept" / "c" / "run" / "config.json").is_file()
+
+
+def test_a_parent_removed_by_a_failing_sibling_is_made_again(tmp_path, monkeypatch):
+    """Parallel runs share parents: one that fails may remove a parent between another's mkdir steps."""
+    real_mkdir, calls = Path.mkdir, []
+
+    def racing_mkdir(self, *args, **kw):
+        calls.append(self)
+        if len(calls) == 1:
+            raise FileNotFoundError(2, "No such file or directory", str(self))
+        return real_mkdir(self, *args, **kw)
+
+    monkeypatch.setattr(Path, "mkdir", racing_mkdir)
+    with run_lock.claim_run_dir(tmp_path / "cv" / "fold2") as folder:
+        assert folder.path.is_dir()
+    assert len(calls) >= 2

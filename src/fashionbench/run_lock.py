@@ -38,23 +38,36 @@ class RunFolder:
 
     path: Path
     lock: Path | None = None
-    created: bool = False  # the claim made the folder: an unused one is removed again
+    created: tuple[Path, ...] = ()  # the folders the claim made, deepest first: unused ones are removed again
 
     def release(self) -> None:
         if self.lock is not None:
             self.lock.unlink(missing_ok=True)
             self.lock = None
-            if self.created:
-                try:
-                    self.path.rmdir()  # only succeeds when the run wrote nothing (e.g. the data failed)
-                except OSError:
-                    pass
+            remove_empty(self.created)  # only when the run wrote nothing (e.g. the data failed)
 
     def __enter__(self) -> RunFolder:
         return self
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def missing_folders(path: Path) -> tuple[Path, ...]:
+    """The folders of `path` that do not exist yet, deepest first: what mkdir(parents=True) makes."""
+    missing = []
+    for p in (path, *path.parents):
+        if p.exists():
+            break
+        missing.append(p)
+    return tuple(missing)
+
+
+def remove_empty(folders) -> None:
+    """Remove each folder that is empty, in the order given (deepest first)."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _take_lock(run_dir: Path) -> Path:
@@ -107,11 +120,17 @@ def claim_run_dir(run_dir: str | Path, *, overwrite: bool = False, resume: bool 
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--out {run_dir} is a file, not a folder; pass a folder path for the run")
-    created = not run_dir.exists()
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(f"cannot create run folder {run_dir} ({e.strerror}); pass another --out") from None
+    created = missing_folders(run_dir)
+    for attempt in range(3):
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            break
+        except FileNotFoundError:  # a sibling run that failed removed a parent it made meanwhile: make it again
+            if attempt == 2:
+                raise ConfigError(f"cannot create run folder {run_dir} (its parent keeps disappearing); "
+                                  "pass another --out") from None
+        except OSError as e:
+            raise ConfigError(f"cannot create run folder {run_dir} ({e.strerror}); pass another --out") from None
     lock = _take_lock(run_dir)
     folder = RunFolder(run_dir, lock, created)
     try:
@@ -135,14 +154,12 @@ def study_folder(path: str | Path) -> Iterator[Path]:
     """The folder of a study whose runs are folders below it (cross-validation, boosting, ablation):
     made by its first run, and removed again when the study fails before anything was written."""
     path = Path(path)
-    created = not path.exists()
+    created = missing_folders(path)
     try:
         yield path
     except BaseException:
         if created:  # everything below is this study's: remove the folders its runs left empty
-            for folder in sorted((p for p in path.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)) + [path]:
-                with contextlib.suppress(OSError):
-                    folder.rmdir()  # only an empty one
+            remove_empty(sorted((p for p in path.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)) + list(created))
         raise
 
 
