@@ -23,6 +23,8 @@ from pathlib import Path
 
 import torch
 
+from fashionbench.serve.local import free_port
+
 
 def train(out: Path, extra: list[str], seed: int, torchrun: bool) -> dict:
     args = ["-m", "fashionbench", "train", "--recipe", "fast-60s", "--seed", str(seed), "--out", str(out), *extra]
@@ -60,13 +62,9 @@ def _allreduce_worker(rank: int, port: int, sizes: list[int], reps: int, q) -> N
 
 
 def allreduce_times(sizes: list[int], reps: int = 30) -> dict:
-    import socket
-
     import torch.multiprocessing as mp
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     procs = [ctx.Process(target=_allreduce_worker, args=(r, port, sizes, reps, q)) for r in range(2)]

@@ -14,6 +14,7 @@ from fashionbench.data.idx import write_idx
 from fashionbench.data.sources import PARTS, Dataset
 from fashionbench.errors import DataError
 from fashionbench.layout import PROBE_ENV
+from fashionbench.serve.local import free_port
 
 # --precision auto's timed layout probe would make a test's precision depend on machine noise (and
 # write to the user's cache); tests/test_layout.py turns it on where it is the subject. Set in the
@@ -102,7 +103,6 @@ def postgres_url():
     As root, initdb refuses to run, so the server runs as the `postgres` user (Debian's package makes it)."""
     import os
     import pwd
-    import socket
     import subprocess
 
     pytest.importorskip("psycopg", reason="psycopg is not installed (pip install 'fashionbench[postgres]')")
@@ -125,9 +125,7 @@ def postgres_url():
             pytest.skip("running as root and there is no postgres user for the server")
         os.chown(folder, user.pw_uid, user.pw_gid)
         prefix = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     run = lambda *cmd: subprocess.run([*prefix, *cmd], capture_output=True, text=True, timeout=120)
     r = run(initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")
     if r.returncode:

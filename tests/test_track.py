@@ -10,6 +10,7 @@ import pytest
 
 from conftest import make_dataset
 from fashionbench.errors import ConfigError
+from fashionbench.serve.local import free_port
 from fashionbench.track import DEFAULT_MLFLOW_URI, TrackingSpec, log_group_result, open_run, tracked_group, tracking_spec
 from fashionbench.train.config import TrainConfig
 from fashionbench.train.run import train_run
@@ -208,34 +209,29 @@ def test_a_store_that_cannot_be_opened_is_refused_before_training(uri, tmp_path)
     assert time.perf_counter() - start < 60  # MLflow alone retries an unopenable database for about 2 minutes
 
 
-def _free_port() -> int:
-    import socket
+@pytest.fixture
+def no_http_proxy(monkeypatch):
+    """Connections to 127.0.0.1 go straight to it, whatever proxy the machine sets."""
+    for var in ("http_proxy", "HTTP_PROXY"):
+        monkeypatch.delenv(var, raising=False)
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
-
-def test_a_server_that_is_not_there_is_refused_at_once(monkeypatch):
+def test_a_server_that_is_not_there_is_refused_at_once(no_http_proxy):
     """MLflow alone retries a refused connection for about 2 minutes; one attempt says so."""
     import time
 
-    for var in ("http_proxy", "HTTP_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-    uri = f"http://127.0.0.1:{_free_port()}"
+    uri = f"http://127.0.0.1:{free_port()}"
     start = time.perf_counter()
     with pytest.raises(ConfigError, match=rf"cannot reach the MLflow server at {uri} \(.*refused\); start it .*--tracking-uri"):
         tracking_spec("mlflow", uri, "tests")
     assert time.perf_counter() - start < 30
 
 
-def test_a_server_that_answers_but_is_not_mlflow_is_a_store_error(monkeypatch):
+def test_a_server_that_answers_but_is_not_mlflow_is_a_store_error(no_http_proxy):
     """The connection check lets a listening server through; what it answers is MLflow's to judge."""
     import http.server
     import threading
 
-    for var in ("http_proxy", "HTTP_PROXY"):
-        monkeypatch.delenv(var, raising=False)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)  # 501 to all
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -252,7 +248,7 @@ def test_a_server_behind_a_proxy_is_left_to_the_proxy(monkeypatch):
     monkeypatch.setenv("http_proxy", "http://127.0.0.1:3128")
     for var in ("no_proxy", "NO_PROXY"):
         monkeypatch.delenv(var, raising=False)
-    uri = f"http://127.0.0.1:{_free_port()}"
+    uri = f"http://127.0.0.1:{free_port()}"
     _check_reachable(uri)  # no connection tried: the proxy would make it
     monkeypatch.setenv("no_proxy", "127.0.0.1")
     with pytest.raises(ConfigError, match="cannot reach the MLflow server"):
