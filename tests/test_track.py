@@ -125,6 +125,55 @@ def test_mlflow_failure_marks_run_and_group_failed(tmp_path, monkeypatch):
     assert client.get_run(tracker.run_id).info.status == "KILLED"
 
 
+_EPOCH_ROW = {"epoch": 1, "train_loss": 1.0, "train_accuracy": 0.5, "lr": 0.1, "seconds": 1.0, "elapsed": 1.0}
+
+
+def _failing_store(tracker, monkeypatch) -> list:
+    """Every write of `tracker` fails from now on, as to a store that went away mid-run; returns the calls."""
+    calls = []
+
+    def log_batch(*args, **kw):
+        calls.append(args)
+        raise ConnectionError("server gone\nsecond line")
+
+    monkeypatch.setattr(tracker.client, "log_batch", log_batch)
+    return calls
+
+
+def test_mlflow_failure_mid_run_warns_once_and_sends_nothing_more(tmp_path, monkeypatch, caplog):
+    """A server gone mid-run would hold every later write in MLflow's retries: one failure ends the record."""
+    spec = tracking_spec("mlflow", f"sqlite:///{tmp_path}/mlruns.db", "tests")
+    tracker = open_run(spec, "run", {"model": "x"}, None)
+    calls = _failing_store(tracker, monkeypatch)
+    for epoch in (1, 2, 3):
+        tracker.on_epoch_end(None, {**_EPOCH_ROW, "epoch": epoch})
+    tracker.flush()
+    assert len(calls) == 1
+    warnings = [r.getMessage() for r in caplog.records if r.name == "fashionbench.track"]
+    assert warnings == ["MLflow logging failed (ConnectionError: server gone); training goes on, "
+                        "and this run's MLflow record stops here"]
+    monkeypatch.undo()  # the store is back: the record is still ended, so it does not show RUNNING
+    tracker.close()
+    assert tracker.client.get_run(tracker.run_id).info.status == "FINISHED"
+    assert tracker.client.get_metric_history(tracker.run_id, "train_loss") == []
+
+
+def test_mlflow_failure_does_not_wait_on_a_server_that_is_gone(tmp_path, monkeypatch, no_http_proxy):
+    """Ending the record after a failure tries a server only if it takes a connection."""
+    spec = tracking_spec("mlflow", f"sqlite:///{tmp_path}/mlruns.db", "tests")
+    tracker = open_run(spec, "run", {}, None)
+    tracker.uri = f"http://127.0.0.1:{free_port()}"  # as if the run had logged to a server that then stopped
+    _failing_store(tracker, monkeypatch)
+    ended = []
+    monkeypatch.setattr(tracker.client, "set_terminated", lambda *a: ended.append(a))
+    tracker.on_epoch_end(None, _EPOCH_ROW)
+    tracker.close("FAILED")
+    assert ended == []
+    tracker.closed, tracker.uri = False, spec.uri  # a store that answers: the one last try is made
+    tracker.close("FAILED")
+    assert ended == [(tracker.run_id, "FAILED")]
+
+
 def test_tensorboard_scalars_images_hparams_and_projector(tracked):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from fashionbench.data.augment import AUGMENTS, build_augment, flip, parse_augment, random_erasing, translate
+from fashionbench.data.augment import AUGMENTS, alternating_flip, build_augment, flip, parse_augment, random_erasing, translate
 from fashionbench.errors import ConfigError
 
 
@@ -53,6 +53,22 @@ def test_compose_and_parse():
     assert aug(batch(), torch.Generator().manual_seed(0)).shape == (16, 1, 28, 28)
     with pytest.raises(ConfigError, match="unknown augmentation blur"):
         parse_augment("flip+blur")
+    assert parse_augment("translate+alternating-flip") == ["alternating-flip", "translate"]
+    assert build_augment(["alternating-flip"]) is None  # the training loop applies it, per epoch
+    with pytest.raises(ConfigError, match="both flip and alternating-flip.*keep one"):
+        parse_augment("flip+alternating-flip")
+
+
+def test_alternating_flip_mirrors_each_image_in_one_of_two_epochs():
+    x = (torch.rand(400, 28, 28, generator=torch.Generator().manual_seed(1)) * 255).to(torch.uint8)
+    before = x.clone()
+    seen = [alternating_flip(x, seed=3, epoch=e) for e in range(4)]
+    mirrored = [(v == x.flip(-1)).flatten(1).all(1) for v in seen]
+    assert all(((v == x).flatten(1).all(1) | m).all() for v, m in zip(seen, mirrored))  # each image whole, one way
+    assert torch.equal(mirrored[0], ~mirrored[1]) and torch.equal(mirrored[0], mirrored[2])
+    assert 150 < int(mirrored[0].sum()) < 250
+    assert torch.equal(alternating_flip(x, 3, 0), seen[0]) and not torch.equal(alternating_flip(x, 4, 0), seen[0])
+    assert torch.equal(x, before)
 
 
 def test_batch_is_vectorized_not_per_image():

@@ -99,6 +99,25 @@ def test_muon_trains_and_resumes_exactly(tiny_dataset, tmp_path, monkeypatch):
     assert losses[-1] < losses[0]
 
 
+def test_alternating_flip_feeds_each_epoch_the_mirrored_set_and_resumes_exactly(tiny_dataset, tmp_path, monkeypatch):
+    from fashionbench.train import engine
+
+    c = cfg(model="cnn_002", epochs=3, optimizer="sgd", lr=0.05, augment=["alternating-flip", "translate"])
+    sets = []
+    original = engine.train_one_epoch
+
+    def recording(model, images, labels, **kw):
+        sets.append(images)
+        return original(model, images, labels, **kw)
+
+    monkeypatch.setattr(engine, "train_one_epoch", recording)
+    full = train_run(c, tmp_path / "full", dataset=tiny_dataset, outputs=METRICS_ONLY).metrics
+    # each image is mirrored in one of two epochs in a row: epoch 2 sees epoch 1's set mirrored
+    assert len(sets) == 3 and torch.equal(sets[0], sets[1].flip(-1)) and torch.equal(sets[0], sets[2])
+    resumed = interrupted_then_resumed(c, tmp_path / "cut", tiny_dataset, monkeypatch, after_epoch=1)
+    assert resumed["test_accuracy"] == full["test_accuracy"] and resumed["test_loss"] == full["test_loss"]
+
+
 def test_early_stopping_stops_and_restores_best(tiny_dataset, tmp_path):
     # A learning rate this small cannot move validation accuracy: no improvement after epoch 1.
     c = cfg(epochs=10, lr=1e-12, early_stopping=2, monitor="val_accuracy", restore_best=True)

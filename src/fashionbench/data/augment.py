@@ -28,6 +28,18 @@ def flip(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return torch.where(mask.view(-1, 1, 1, 1), x.flip(3), x)
 
 
+def alternating_flip(images: torch.Tensor, seed: int, epoch: int) -> torch.Tensor:
+    """The whole training set as epoch `epoch` sees it under airbench's alternating flip: a half of
+    the images drawn once from `seed` is mirrored in even epochs, the other half in odd ones. Every
+    image is seen both ways in any two epochs in a row (a random flip misses a quarter of them),
+    which is worth most in short runs. Images are (N, ..., W); a new tensor, the input is not written."""
+    mask = torch.rand(len(images), generator=torch.Generator().manual_seed(seed)) < 0.5
+    if epoch % 2:
+        mask = ~mask
+    mask = mask.to(images.device).view(-1, *[1] * (images.ndim - 1))
+    return torch.where(mask, images.flip(-1), images)
+
+
 def translate(x: torch.Tensor, g: torch.Generator, pad: int = 2) -> torch.Tensor:
     """Shift each image by up to `pad` pixels in x and y, filling with black (pad-and-crop)."""
     b, _, h, w = x.shape
@@ -97,10 +109,12 @@ AUGMENTS: dict[str, Augment] = {
     "random-erasing": random_erasing,
     **PHOTO_AUGMENTS,  # photo_augment.py: what converting a real photo gets wrong
 }
+# Applied by the training loop to the whole training set at each epoch's start, not per batch.
+EPOCH_AUGMENTS = ("alternating-flip",)
 # Geometric transforms first, then intensity (photometric, blur), then what is added (clutter, noise),
 # covering (occlusion, erasing) last, as torchvision pipelines order them.
-_ORDER = ("random-resized-crop", "scale-aspect", "rotation", "shift-crop", "flip", "translate", "photometric",
-          "blur-sharpen", "clutter", "noise", "occlusion", "random-erasing")
+_ORDER = ("alternating-flip", "random-resized-crop", "scale-aspect", "rotation", "shift-crop", "flip", "translate",
+          "photometric", "blur-sharpen", "clutter", "noise", "occlusion", "random-erasing")
 # Group names that parse_augment expands to their members: `--augment flip+photo`.
 GROUPS: dict[str, tuple[str, ...]] = {"photo": tuple(PHOTO_AUGMENTS)}
 
@@ -113,17 +127,22 @@ def parse_augment(spec: str | Sequence[str] | None) -> list[str]:
         raise ConfigError(f"--augment must be 'none', a '+'-joined string or a list of names, got {spec!r}")
     names = spec.replace(",", "+").split("+") if isinstance(spec, str) else list(spec)
     names = [n.strip() for n in names if n.strip() and n.strip() != "none"]
-    unknown = [n for n in names if n not in AUGMENTS and n not in GROUPS]
+    unknown = [n for n in names if n not in AUGMENTS and n not in GROUPS and n not in EPOCH_AUGMENTS]
     if unknown:
         groups = ", ".join(f"{k} (= {'+'.join(v)})" for k, v in GROUPS.items())
         raise ConfigError(f"unknown augmentation {', '.join(unknown)}; choose from none, "
-                          f"{', '.join(AUGMENTS)}, or the group {groups} (combine with '+', e.g. flip+translate)")
+                          f"{', '.join([*AUGMENTS, *EPOCH_AUGMENTS])}, or the group {groups} "
+                          "(combine with '+', e.g. flip+translate)")
     names = [m for n in names for m in GROUPS.get(n, (n,))]
+    if "flip" in names and "alternating-flip" in names:
+        raise ConfigError("--augment has both flip and alternating-flip, two ways to mirror the same images; "
+                          "keep one of them")
     return sorted(set(names), key=_ORDER.index)
 
 
 def build_augment(names: Sequence[str]) -> Augment | None:
-    names = parse_augment(list(names))
+    """The per-batch augmentations of `names` as one function (those in EPOCH_AUGMENTS are the loop's)."""
+    names = [n for n in parse_augment(list(names)) if n not in EPOCH_AUGMENTS]
     if not names:
         return None
     steps = [(AUGMENTS[n], n in PHOTO_AUGMENTS) for n in names]  # the photo ones can work in place

@@ -215,8 +215,8 @@ class MlflowTracker(RunTracker):
 
     def __init__(self, spec: TrackingSpec, name: str, config: dict, run_dir: Path | None) -> None:
         super().__init__(spec, name, config, run_dir)
-        self.client, self.run_id, uri = _create_run(spec, name, self._tags())
-        self.remote, self.asynchronous = uri.split(":", 1)[0] in REMOTE, _use_async(uri)
+        self.client, self.run_id, self.uri = _create_run(spec, name, self._tags())
+        self.remote, self.asynchronous = self.uri.split(":", 1)[0] in REMOTE, _use_async(self.uri)
         self._pending: list = []  # asynchronous operations not yet confirmed
         self._buffer: list = []  # batch points waiting for the next write
         self._losses: list[float] = []
@@ -224,13 +224,16 @@ class MlflowTracker(RunTracker):
         self._failed = False
 
     def _safe(self, fn, *args, **kw) -> None:
-        """Tracking trouble (a locked database, a server gone) must not end the training: warn once."""
+        """Tracking trouble (a locked database, a server gone) must not end the training, nor stall it:
+        after the first failure warn once and send nothing more, since every later call to a server
+        that is gone would wait through MLflow's retries (about 2 minutes each)."""
+        if self._failed:
+            return
         try:
             fn(*args, **kw)
         except Exception as e:
-            if not self._failed:
-                log.warning("MLflow logging failed (%s: %s); training goes on without it", type(e).__name__,
-                            _first_line(e))
+            log.warning("MLflow logging failed (%s: %s); training goes on, and this run's MLflow record "
+                        "stops here", type(e).__name__, _first_line(e))
             self._failed = True
 
     def _send(self, metrics=(), params=()) -> None:
@@ -283,7 +286,17 @@ class MlflowTracker(RunTracker):
             return
         self.flush()
         self.closed = True
-        self._safe(self.client.set_terminated, self.run_id, status)
+        if self._failed:
+            self._end_after_failure(status)
+        else:
+            self._safe(self.client.set_terminated, self.run_id, status)
+
+    def _end_after_failure(self, status: str) -> None:
+        """One last try to end the record, so it does not show RUNNING for ever; to a server only
+        if it takes a connection at once (a server that is gone would hold the exit for minutes)."""
+        with contextlib.suppress(Exception):  # already warned: the record stays as the failure left it
+            _check_reachable(self.uri)
+            self.client.set_terminated(self.run_id, status)
 
 
 def check_store(spec: TrackingSpec) -> None:

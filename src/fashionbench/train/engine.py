@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..data.augment import alternating_flip
 from ..data.normalize import Normalization, to_float
 from ..errors import FashionbenchError
 from ..forward import predict_logits
@@ -213,10 +214,11 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], val: tuple[t
         channels_last: bool = False, monitor: str = "val_loss", eval_batch_size: int = 1000,
         callbacks: Sequence = (), state: TrainState | None = None, drop_last: bool = False,
         lookahead: Lookahead | None = None, dist: Distributed | None = None,
-        sizes: Sequence[int] | None = None) -> TrainState:
+        sizes: Sequence[int] | None = None, alternate_flip: bool = False) -> TrainState:
     """Train for `epochs` (from `state.epoch` when resuming), calling callbacks at each event.
 
-    `sizes` gives the training images' side per epoch (progressive resizing); validation and
+    `sizes` gives the training images' side per epoch (progressive resizing); `alternate_flip`
+    mirrors the training set as `augment.alternating_flip` says for each epoch; validation and
     test always see the images as they are.
 
     `model` may be a distributed wrapper (with `dist` saying this rank's place); callbacks, hooks,
@@ -243,8 +245,9 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], val: tuple[t
         if hasattr(base, "on_epoch_start"):  # e.g. FastNet freezes its whitening bias after a few epochs
             base.on_epoch_start(e)
         lr = optimizer.param_groups[0]["lr"]
+        images = alternating_flip(train[0], seed, e) if alternate_flip else train[0]
         try:
-            tr = train_one_epoch(model, *train, optimizer=optimizer, loss_fn=loss_fn, batch_size=batch_size,
+            tr = train_one_epoch(model, images, train[1], optimizer=optimizer, loss_fn=loss_fn, batch_size=batch_size,
                                  normalizer=normalizer, generator=generator, precision=precision, augment=augment,
                                  scheduler=scheduler if per_batch_schedule else None, channels_last=channels_last,
                                  on_batch=on_batch, desc=f"epoch {e + 1}/{epochs}", drop_last=drop_last,

@@ -227,7 +227,7 @@ def fit_run(s: RunSetup, *, run_dir: Path | None = None, callbacks: Sequence = (
                     monitor=cfg.resolved_monitor, eval_batch_size=cfg.eval_batch_size, callbacks=cbs,
                     state=s.state, drop_last=cfg.drop_last, lookahead=s.lookahead, dist=dist,
                     sizes=progressive_sizes(cfg.epochs, s.train[0].shape[-1], cfg.resize_min, cfg.resize_start,
-                                            cfg.resize_end))
+                                            cfg.resize_end), alternate_flip="alternating-flip" in cfg.augment)
     except DivergedError as e:
         kept = ""
         if run_dir is not None and (run_dir / runs.LAST).is_file():
