@@ -83,8 +83,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--gamma", type=float, help="step/plateau schedule: decay factor in (0, 1]")
     g = p.add_argument_group("data")
     add_data_args(g)
-    g.add_argument("--augment", help="none or a '+'-joined list: flip, translate, random-resized-crop, rotation, "
-                   "random-erasing")
+    g.add_argument("--augment", help="none or a '+'-joined list: flip (random) or alternating-flip (each image "
+                   "mirrored every other epoch), translate, random-resized-crop, rotation, random-erasing, photo")
     g.add_argument("--resize-min", type=int, metavar="PIXELS", help="progressive resizing: train the first epochs "
                    "on PIXELS x PIXELS images, growing to full size between --resize-start and --resize-end")
     g.add_argument("--resize-start", type=float, metavar="EPOCH", help="epoch at which the images start to grow "

@@ -16,9 +16,9 @@ lost half a point) and, like airbench's Muon run, no warmup (+0.2 points on both
 `fast-15m`'s wider network in 13 epochs instead of 22. `photo` trains that wider network too: with
 the photo augmentations the 32/64/96 network lost 1.3 points on Fashion-MNIST and recognised fewer
 real photos on every development folder (BENCHMARKS.md, "A wider network for photos").
-The three shortest recipes mirror with airbench's alternating flip instead of a random one (each
-image seen both ways every two epochs): +0.1 to +0.2 points at 4-5 epochs, so `fast-30s` trains
-4 epochs where it took 5.
+`fast-30s` and `fast-60s` mirror with airbench's alternating flip instead of a random one (each
+image seen both ways every two epochs): +0.1 to +0.2 points on the stride-2 network, so `fast-30s`
+trains 4 epochs where it took 5; `fast-90s`'s stride-1 network gained nothing from it in 6 epochs.
 """
 
 from __future__ import annotations
@@ -61,8 +61,7 @@ RECIPES: dict[str, dict] = {
     "fast-90s": {
         "description": "fast-3m's network, Muon on the conv filters, batch 512, 6 epochs: about 94.4% in "
                        "half of fast-3m's time (under 90 s on the faster 2-core CPUs)",
-        "config": _fast(6, [32, 64, 96], STRIDE_1, batch_size=512, optimizer="muon", warmup_epochs=0.0,
-                        augment=ALTERNATING),
+        "config": _fast(6, [32, 64, 96], STRIDE_1, batch_size=512, optimizer="muon", warmup_epochs=0.0),
     },
     "fast-8m": {
         "description": "fast-15m's network, Muon on the conv filters, batch 512, 13 epochs: about 95.1% in "
