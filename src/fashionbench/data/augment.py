@@ -22,10 +22,14 @@ def _rand(n: int, g: torch.Generator, device: torch.device) -> torch.Tensor:
     return torch.rand(n, generator=g, device=g.device).to(device)
 
 
+def _mirror(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """x (N, ..., W) with the images where `mask` (N,) is true mirrored left-right; a new tensor."""
+    return torch.where(mask.view(-1, *[1] * (x.ndim - 1)), x.flip(-1), x)
+
+
 def flip(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """Mirror left-right with probability 1/2 per image."""
-    mask = _rand(len(x), g, x.device) < 0.5
-    return torch.where(mask.view(-1, 1, 1, 1), x.flip(3), x)
+    return _mirror(x, _rand(len(x), g, x.device) < 0.5)
 
 
 def alternating_flip(images: torch.Tensor, seed: int, epoch: int) -> torch.Tensor:
@@ -34,10 +38,7 @@ def alternating_flip(images: torch.Tensor, seed: int, epoch: int) -> torch.Tenso
     image is seen both ways in any two epochs in a row (a random flip misses a quarter of them),
     which is worth most in short runs. Images are (N, ..., W); a new tensor, the input is not written."""
     mask = torch.rand(len(images), generator=torch.Generator().manual_seed(seed)) < 0.5
-    if epoch % 2:
-        mask = ~mask
-    mask = mask.to(images.device).view(-1, *[1] * (images.ndim - 1))
-    return torch.where(mask, images.flip(-1), images)
+    return _mirror(images, (~mask if epoch % 2 else mask).to(images.device))
 
 
 def translate(x: torch.Tensor, g: torch.Generator, pad: int = 2) -> torch.Tensor:
