@@ -49,6 +49,10 @@ VARIANTS = {
                             "28 by about three quarters of them)",
                             lambda cfg: {"resize_min": 16, "resize_start": round(0.375 * cfg.epochs),
                                          "resize_end": round(0.75 * cfg.epochs)}),
+    # the first conv group's width: on the stride-1 stem its 27x27 maps are the step's costliest part
+    **{f"first-width-{w}": (f"the first group's width ({w} instead)",
+                            lambda cfg, w=w: {"model_args": {"widths": [w, *cfg.model_args["widths"][1:]]}})
+       for w in (16, 24, 32, 48, 64)},
     # shorter schedules (resolve_config scales the warmup with the epochs, as `train --epochs` does)
     **{f"epochs-{e}": (f"the recipe's epochs ({e} instead)", {"epochs": e}) for e in (6, 7, 8, 9, 10)},
     # more steps per epoch; lr and weight decay scaled with the batch as the recipes scale them

@@ -24,11 +24,15 @@ def test_every_recipe_is_a_valid_config(name):
     create_model(cfg.model, **cfg.model_args)
 
 
-@pytest.mark.parametrize("short_name, long_name, epochs",
-                         [("fast-30s", "fast-60s", 4), ("fast-90s", "fast-3m", 6), ("fast-8m", "fast-15m", 13)])
-def test_muon_recipes_are_their_sgd_parents_shorter_with_half_the_batch(short_name, long_name, epochs):
+@pytest.mark.parametrize("short_name, long_name, epochs, first_width",
+                         [("fast-30s", "fast-60s", 4, 32), ("fast-90s", "fast-3m", 6, 24),
+                          ("fast-8m", "fast-15m", 13, 64)])
+def test_muon_recipes_are_their_sgd_parents_shorter_with_half_the_batch(short_name, long_name, epochs, first_width):
     fast, short = recipe_train_config(long_name), recipe_train_config(short_name)
-    assert short.model_args == fast.model_args and short.tta == fast.tta
+    # the same network but for the first group's width, which sets the cost of the largest maps
+    parent_widths = fast.model_args["widths"]
+    assert short.model_args == {**fast.model_args, "widths": [first_width, *parent_widths[1:]]}
+    assert short.tta == fast.tta
     assert (short.epochs, short.batch_size, short.optimizer) == (epochs, 512, "muon") and fast.optimizer == "sgd"
     # lr and weight decay follow the batch; Muon's normalised steps need no warmup
     assert short.lr == pytest.approx(fast.lr / 2) and short.weight_decay == pytest.approx(2 * fast.weight_decay)
