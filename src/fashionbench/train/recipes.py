@@ -20,7 +20,8 @@ real photos on every development folder (BENCHMARKS.md, "A wider network for pho
 image seen both ways every two epochs): +0.1 to +0.2 points on the stride-2 network, so `fast-30s`
 trains 4 epochs where it took 5; `fast-90s`'s stride-1 network gained nothing from it in 6 epochs.
 On the stride-1 stem the first group's 27x27 maps are the step's costliest part: `fast-90s` makes
-that group 24 wide instead of 32, the same accuracy in about 0.8x the time (16 wide lost 0.36 points).
+that group 24 wide instead of 32: the same accuracy in 0.86x the time on the AVX2-only EPYC
+(16 wide lost 0.36 points).
 """
 
 from __future__ import annotations
