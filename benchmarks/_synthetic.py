@@ -1,5 +1,6 @@
-"""What the step benchmarks share: a model and a random batch placed as training places them, and one
-training step on them (forward in the given precision, cross-entropy, backward, optimizer step)."""
+"""What the step benchmarks share: a model and a random batch placed as training places them, one
+training step on them (forward in the given precision, cross-entropy, backward, optimizer step), the
+same step for a `train.run.setup_run` setup on real images, and a FLOP count."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import time
 
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 from fashionbench.models.registry import uses_conv
+from fashionbench.train.engine import prepare
 from fashionbench.utils import autocast
 
 CPU = torch.device("cpu")
@@ -38,6 +41,26 @@ def train_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, opt: to
         opt.step()
 
     return step
+
+
+def first_batch_step(s, size: int | None = None):
+    """A `setup_run` setup's step on its first batch of real training images (resized to `size`), and that batch."""
+    images, labels = s.train
+    x = prepare(images[:s.cfg.batch_size], s.normalizer, s.channels_last, size=size)
+    return train_step(s.train_model, x, labels[:s.cfg.batch_size], s.optimizer, s.precision, s.loss_fn,
+                      s.device), x
+
+
+def flops(model, x: torch.Tensor, train: bool) -> int:
+    """FLOPs of a forward (train=False, no grad) or forward + backward pass on `x`."""
+    with FlopCounterMode(display=False) as fc:
+        if train:
+            model(x).float().sum().backward()
+        else:
+            with torch.no_grad():
+                model(x)
+    model.zero_grad(set_to_none=True)
+    return fc.get_total_flops()
 
 
 def setup_layout(s) -> str:

@@ -21,8 +21,7 @@ import argparse
 import sys
 import time
 
-from _synthetic import interleaved_medians, setup_layout, train_step
-from fashionbench.train.engine import prepare
+from _synthetic import first_batch_step, interleaved_medians, setup_layout
 from fashionbench.train.recipes import recipe_train_config
 from fashionbench.train.run import setup_run
 from fashionbench.utils import machine_description
@@ -47,10 +46,7 @@ def compare(recipe: str, rounds: int) -> tuple[str, dict[str, float], dict[str, 
         s = setup_run(cfg)  # its own network and optimizer, the same seed
         if way is not None:
             way(s.model)
-        images, labels = s.train
-        x = prepare(images[:cfg.batch_size], s.normalizer, s.channels_last)
-        steps[name] = train_step(s.train_model, x, labels[:cfg.batch_size], s.optimizer, s.precision, s.loss_fn,
-                                 s.device)
+        steps[name], _ = first_batch_step(s)
         t = time.perf_counter()
         for _ in range(2):  # compilation (forward and backward graphs), then oneDNN's kernels
             steps[name]()

@@ -14,8 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from _synthetic import interleaved_medians, setup_layout, train_step
-from fashionbench.train.engine import prepare
+from _synthetic import first_batch_step, interleaved_medians, setup_layout
 from fashionbench.train.recipes import recipe_train_config
 from fashionbench.train.run import setup_run
 from fashionbench.utils import machine_description
@@ -24,10 +23,7 @@ from fashionbench.utils import machine_description
 def side_costs(recipe: str, sides: list[int], rounds: int) -> tuple[str, dict[int, float]]:
     cfg = recipe_train_config(recipe)
     s = setup_run(cfg)
-    images, labels = s.train
-    x_u8, y = images[:cfg.batch_size], labels[:cfg.batch_size]
-    steps = {side: train_step(s.train_model, prepare(x_u8, s.normalizer, s.channels_last, size=side), y,
-                              s.optimizer, s.precision, s.loss_fn, s.device) for side in sides}
+    steps = {side: first_batch_step(s, size=side)[0] for side in sides}
     for step in steps.values():  # warm-up: oneDNN builds its kernels for each shape
         step()
     return setup_layout(s), interleaved_medians(steps, rounds)

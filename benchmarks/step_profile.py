@@ -24,8 +24,8 @@ from collections import defaultdict
 
 import torch
 from torch.profiler import ProfilerActivity, profile
-from torch.utils.flop_counter import FlopCounterMode
 
+from _synthetic import flops
 from fashionbench.data.augment import build_augment
 from fashionbench.train.engine import prepare
 from fashionbench.train.recipes import recipe_train_config
@@ -54,17 +54,6 @@ def matmul_gflops(dtype: torch.dtype, n: int = 2048, reps: int = 5) -> float:
         a @ b
         times.append(time.perf_counter() - t0)
     return 2 * n**3 / statistics.median(times) / 1e9
-
-
-def flops(model, x: torch.Tensor, train: bool) -> int:
-    with FlopCounterMode(display=False) as fc:
-        if train:
-            model(x).float().sum().backward()
-        else:
-            with torch.no_grad():
-                model(x)
-    model.zero_grad(set_to_none=True)
-    return fc.get_total_flops()
 
 
 def kind(name: str) -> str:

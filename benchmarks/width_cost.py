@@ -14,10 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from torch.utils.flop_counter import FlopCounterMode
-
-from _synthetic import interleaved_medians, setup_layout, train_step
-from fashionbench.train.engine import prepare
+from _synthetic import first_batch_step, flops, interleaved_medians, setup_layout
 from fashionbench.train.recipes import recipe_train_config
 from fashionbench.train.run import setup_run
 from fashionbench.utils import machine_description
@@ -39,15 +36,10 @@ def width_costs(recipe: str, width_sets: list[tuple[int, ...]], rounds: int):
     steps, mflop, layout = {}, {}, ""
     for widths in width_sets:
         s = setup_run(base.replace(model_args={**base.model_args, "widths": list(widths)}))
-        images, labels = s.train
-        x = prepare(images[:s.cfg.batch_size], s.normalizer, s.channels_last)
-        steps[widths] = train_step(s.train_model, x, labels[:s.cfg.batch_size], s.optimizer, s.precision,
-                                   s.loss_fn, s.device)
+        steps[widths], x = first_batch_step(s)
         steps[widths]()  # warm-up: oneDNN builds its kernels for each shape
-        with FlopCounterMode(display=False) as counter:
-            s.model.eval()(x[:1])
+        mflop[widths] = flops(s.model.eval(), x[:1], False) / 1e6
         s.model.train()
-        mflop[widths] = counter.get_total_flops() / 1e6
         layout = setup_layout(s)
     return layout, interleaved_medians(steps, rounds), mflop
 
