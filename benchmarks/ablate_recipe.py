@@ -53,8 +53,12 @@ VARIANTS = {
     **{f"first-width-{w}": (f"the first group's width ({w} instead)",
                             lambda cfg, w=w: {"model_args": {"widths": [w, *cfg.model_args["widths"][1:]]}})
        for w in (16, 24, 32, 48, 64)},
+    # leaving well-learned images out of the middle epochs (InfoBatch), and taking the skipping away
+    **{f"skip-easy-{k:g}": (f"every image in every epoch (skipping {k:g} of them, the well-learned, in the middle "
+                            "epochs)", {"skip_easy": k}) for k in (0.25, 0.35, 0.5)},
+    "no-skip-easy": ("skipping well-learned images in the middle epochs", {"skip_easy": 0.0}),
     # shorter schedules (resolve_config scales the warmup with the epochs, as `train --epochs` does)
-    **{f"epochs-{e}": (f"the recipe's epochs ({e} instead)", {"epochs": e}) for e in (6, 7, 8, 9, 10)},
+    **{f"epochs-{e}": (f"the recipe's epochs ({e} instead)", {"epochs": e}) for e in (5, 6, 7, 8, 9, 10)},
     # more steps per epoch; lr and weight decay scaled with the batch as the recipes scale them
     **{f"batch-{b}": (f"the recipe's batch size ({b} instead)", lambda cfg, b=b: _batch(cfg, b)) for b in (256, 512)},
     # Muon on the conv filters (SGD keeps the head and the vectors); defaults filter lr 0.06, momentum 0.85

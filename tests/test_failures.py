@@ -48,6 +48,9 @@ def one_error_line(capsys) -> str:
     (["--model", "fastnet", "--resize-min", "14", "--resize-end", "0"], "--resize-min needs --resize-end after"),
     (["--filter-lr", "0.1"], "--filter-lr has no effect without --optimizer muon"),
     (["--teacher-weight", "0.3"], "--teacher-weight has no effect without --teacher"),
+    (["--keep-hard", "0.3"], "--keep-hard has no effect without --skip-easy SHARE"),
+    (["--skip-easy", "0.5", "--keep-hard", "0.6"], "add up to 1 or more, leaving no well-learned images"),
+    (["--skip-easy", "-0.1"], "--skip-easy must be a share in [0, 1)"),
     (["--photos-repeat", "3"], "--photos-repeat has no effect without --photos"),
     (["--tracking-uri", "sqlite:///x.db"], "--tracking-uri has no effect without --track"),
 ])

@@ -123,9 +123,10 @@ def write_metrics(run_dir: Path, metrics: dict) -> None:
 
 
 def write_history(run_dir: Path, history: list[dict], batches: list[dict]) -> None:
-    columns = HISTORY_COLUMNS
-    if any("image_size" in row for row in history):  # progressive resizing: the side trained on, before the timings
-        columns = [*HISTORY_COLUMNS[:-2], "image_size", *HISTORY_COLUMNS[-2:]]
+    # optional columns, before the timings: the side trained on (progressive resizing), the images
+    # trained on (--skip-easy)
+    extra = [name for name in ("image_size", "images") if any(name in row for row in history)]
+    columns = [*HISTORY_COLUMNS[:-2], *extra, *HISTORY_COLUMNS[-2:]]
     atomic_write_text(run_dir / HISTORY, csv_text(history, columns))
     atomic_write_text(run_dir / BATCHES, csv_text(batches, BATCH_COLUMNS))
 

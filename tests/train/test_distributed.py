@@ -65,6 +65,25 @@ def test_two_processes_train_one_model(idx_folder, tmp_path):
     assert m2["epochs"] == 2 and m2["distributed"]["weights_identical"]
 
 
+@pytest.mark.slow  # real worker processes: tens of seconds
+def test_two_processes_skip_the_same_easy_images(idx_folder, tmp_path):
+    """--skip-easy draws each middle epoch's images from the per-image losses: the ranks merge what their
+    slices recorded, so both draw the same images and their weights stay identical."""
+    out = tmp_path / "ddp-skip"
+    r = _torchrun(["train", "--model", "fastnet", "--model-arg", "widths=[8,16,16]", "--epochs", "3", "--batch-size",
+                   "64", "--dataset", "mnist-format", "--data-dir", str(idx_folder), "--device", "cpu", "--precision",
+                   "fp32", "--tta", "none", "--lr", "0.05", "--schedule", "linear", "--skip-easy", "0.5",
+                   "--out", str(out)], tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["distributed"]["weights_identical"] and m["epochs"] == 3
+    hist = (out / "history.csv").read_text().splitlines()
+    column = hist[0].split(",").index("images")
+    assert [int(row.split(",")[column]) for row in hist[1:]] == [540, 270, 540]  # each rank trains half of these
+    losses = torch.load(out / "last.pt", weights_only=True)["skipper"]["losses"]
+    assert losses.shape == (540,) and (losses > 0).all()  # every image's loss, from both ranks' slices
+
+
 def test_a_folder_in_use_fails_on_every_rank_with_one_line(idx_folder, tmp_path):
     out = tmp_path / "taken"
     out.mkdir()

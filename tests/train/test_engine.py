@@ -7,19 +7,11 @@ import torch
 from fashionbench.checkpoint import load_checkpoint
 from fashionbench.errors import CheckpointError, ConfigError
 from fashionbench.models.fast import FastNet
-from fashionbench.train import callbacks as callbacks_mod
-from fashionbench.train.config import TrainConfig, validate
+from fashionbench.train.config import validate
 from fashionbench.train.engine import progressive_sizes
 from fashionbench.train.optim import build_loss, build_optimizer, build_scheduler, lr_factor
 from fashionbench.train.run import train_run
-
-# for tests of training itself: the report's plots take seconds a run and are tested elsewhere
-METRICS_ONLY = ("metrics",)
-
-
-def cfg(**kw) -> TrainConfig:
-    base = dict(model="mlp_002", epochs=3, batch_size=64, lr=1e-3, device="cpu", precision="fp32", seed=0)
-    return TrainConfig(**{**base, **kw})
+from training import METRICS_ONLY, cfg, interrupted_then_resumed
 
 
 def test_engine_learns_small_problem(tiny_dataset, tmp_path):
@@ -42,26 +34,6 @@ def test_same_seed_same_result(tiny_dataset, tmp_path):
     a = train_run(c, tmp_path / "a", dataset=tiny_dataset, outputs=METRICS_ONLY).metrics
     b = train_run(c, tmp_path / "b", dataset=tiny_dataset, outputs=METRICS_ONLY).metrics
     assert a["test_accuracy"] == b["test_accuracy"] and a["test_loss"] == b["test_loss"]
-
-
-class Interrupt(Exception):
-    pass
-
-
-def interrupted_then_resumed(c: TrainConfig, run_dir, dataset, monkeypatch, after_epoch: int) -> dict:
-    """Train `c` into run_dir, crash after `after_epoch` epochs, resume: the resumed run's metrics."""
-    original = callbacks_mod.RunWriter.on_epoch_end
-
-    def crash(self, state, row):
-        original(self, state, row)
-        if state.epoch == after_epoch:
-            raise Interrupt
-
-    monkeypatch.setattr(callbacks_mod.RunWriter, "on_epoch_end", crash)
-    with pytest.raises(Interrupt):
-        train_run(c, run_dir, dataset=dataset)
-    monkeypatch.setattr(callbacks_mod.RunWriter, "on_epoch_end", original)
-    return train_run(c, run_dir, dataset=dataset, resume=True, outputs=METRICS_ONLY).metrics
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])

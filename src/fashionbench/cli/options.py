@@ -90,6 +90,11 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--resize-start", type=float, metavar="EPOCH", help="epoch at which the images start to grow "
                    "(default 0)")
     g.add_argument("--resize-end", type=float, metavar="EPOCH", help="epoch from which the images are full size")
+    g.add_argument("--skip-easy", type=float, metavar="SHARE", help="leave this share of the training images "
+                   "out of each middle epoch, drawn among the well-learned ones (lowest last loss), whose losses "
+                   "count more to make up (InfoBatch); the first epoch and the last eighth see every image")
+    g.add_argument("--keep-hard", type=float, metavar="SHARE", help="with --skip-easy: the share of images with "
+                   "the highest loss that every epoch trains on (default 0.3)")
     g.add_argument("--normalize", choices=["standardize", "minmax", "per-pixel"])
     g.add_argument("--val-fraction", type=float, help="stratified validation holdout (default 0.1)")
     g.add_argument("--data-fraction", type=float, help="train on a stratified fraction of the training set")
@@ -151,7 +156,8 @@ def check_flags_apply(given: dict, cfg, args: argparse.Namespace) -> None:
 
     needs = [("teacher_weight", cfg.teacher, "--teacher RUN"), ("photos_repeat", cfg.photos, "--photos LABELS_CSV"),
              ("filter_lr", cfg.optimizer == "muon", "--optimizer muon"),
-             ("filter_momentum", cfg.optimizer == "muon", "--optimizer muon")]
+             ("filter_momentum", cfg.optimizer == "muon", "--optimizer muon"),
+             ("keep_hard", cfg.skip_easy > 0, "--skip-easy SHARE")]
     for name, ok, other in needs:
         if name in given and not ok:
             raise ConfigError(f"--{name.replace('_', '-')} has no effect without {other}; add it or drop the flag")

@@ -55,6 +55,8 @@ class TrainConfig:
     resize_min: int | None = None  # progressive resizing: the training images' side in the first epochs
     resize_start: float = 0.0  # epoch at which the side starts growing from resize_min ...
     resize_end: float = 0.0  # ... to reach the dataset's own size at this epoch
+    skip_easy: float = 0.0  # share of the training images each middle epoch leaves out, among the well-learned
+    keep_hard: float = 0.3  # with skip_easy: the share with the highest loss, always trained on
     normalize: str = "standardize"
     val_fraction: float = 0.1
     data_fraction: float = 1.0
@@ -164,7 +166,7 @@ def validate(cfg: TrainConfig) -> None:
     model_info(cfg.model)  # unknown names fail before any data is loaded
     for name in ("lr", "momentum", "weight_decay", "label_smoothing", "warmup_epochs", "final_lr_factor",
                  "bias_lr_scale", "backbone_lr_scale", "gamma", "val_fraction", "data_fraction", "lookahead_decay",
-                 "teacher_weight", "filter_lr", "filter_momentum"):
+                 "teacher_weight", "filter_lr", "filter_momentum", "skip_easy", "keep_hard"):
         value = getattr(cfg, name)
         need(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
              f"--{name.replace('_', '-')} must be a finite number, got {value!r}")
@@ -190,6 +192,12 @@ def validate(cfg: TrainConfig) -> None:
     need(isinstance(cfg.model_args, dict), f"model_args must be an object of name: value, got {cfg.model_args!r}")
     need("num_classes" not in cfg.model_args,
          "--model-arg num_classes is set from the data (its number of classes); drop it")
+    need(0 <= cfg.skip_easy < 1, f"--skip-easy must be a share in [0, 1), got {cfg.skip_easy}")
+    need(0 <= cfg.keep_hard < 1, f"--keep-hard must be a share in [0, 1), got {cfg.keep_hard}")
+    need(cfg.skip_easy + cfg.keep_hard < 1, f"--skip-easy ({cfg.skip_easy}) and --keep-hard ({cfg.keep_hard}) "
+         "add up to 1 or more, leaving no well-learned images to draw from; lower one of them")
+    need(not cfg.skip_easy or cfg.schedule != "step", "--skip-easy shortens the middle epochs, which a step "
+         "schedule counts in steps; use --schedule linear, cosine or onecycle, or drop --skip-easy")
     need(cfg.photos_repeat >= 1, f"--photos-repeat must be at least 1, got {cfg.photos_repeat}")
     need(cfg.batch_size >= 1, f"--batch-size must be at least 1, got {cfg.batch_size}")
     need(cfg.eval_batch_size >= 1, f"eval_batch_size must be at least 1, got {cfg.eval_batch_size}")

@@ -27,6 +27,7 @@ from ..utils import autocast
 
 if TYPE_CHECKING:
     from .distributed import Distributed
+    from .selection import EasySkipper
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -133,17 +134,23 @@ def train_one_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
                     augment=None, scheduler=None, channels_last: bool = False,
                     on_batch: Callable[[dict], None] | None = None, desc: str = "train",
                     drop_last: bool = False, lookahead: Lookahead | None = None,
-                    dist: Distributed | None = None, size: int | None = None) -> dict:
+                    dist: Distributed | None = None, size: int | None = None, skipper: EasySkipper | None = None,
+                    sample_loss_fn: LossFn | None = None, epoch: int = 0) -> dict:
     """One pass over (images, labels) in a seeded random order. Returns mean loss and accuracy.
 
-    `size` resizes the (augmented) images to size x size before the model sees them.
+    `size` resizes the (augmented) images to size x size before the model sees them. With `skipper`
+    (and `sample_loss_fn`, the loss per image) the epoch trains on the images the skipper draws for
+    `epoch`, weighting their losses as it says, and records each image's loss.
 
     With `dist`, every rank draws the same permutation and trains on its slice of each batch
     (augmented with its own generator); loss and accuracy are summed over the ranks."""
     model.train()
     device = images.device
-    n = len(images)
-    perm = torch.randperm(n, generator=generator).to(device)
+    plan = skipper.plan(epoch, generator) if skipper is not None else None
+    n = len(images) if plan is None else len(plan[0])
+    perm = torch.randperm(n, generator=generator)
+    perm = (perm if plan is None else plan[0][perm]).to(device)
+    weights = plan[1].to(device) if plan is not None else None
     starts = range(0, n, batch_size)
     if (drop_last and n >= batch_size) or (n % batch_size == 1 and n > 1):  # a batch of one breaks BatchNorm
         starts = range(0, n - n % batch_size, batch_size)
@@ -164,7 +171,12 @@ def train_one_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
         y = labels[idx]
         with autocast(device, precision):
             logits = model(x)
-        loss = loss_fn(logits, y)
+        if skipper is not None:
+            per_image = sample_loss_fn(logits, y)
+            skipper.record(idx, per_image)
+            loss = (per_image * weights[idx]).mean() if weights is not None else per_image.mean()
+        else:
+            loss = loss_fn(logits, y)
         if dist is not None:  # every rank must see a divergence, or the others hang
             loss_value = dist.all_reduce_sum(loss.detach().float().clone()).item() / dist.world_size
         else:
@@ -187,7 +199,7 @@ def train_one_epoch(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
     if dist is not None:
         sums = dist.all_reduce_sum(torch.stack([total_loss.float(), correct.float(), torch.tensor(float(seen), device=device)]))
         total_loss, correct, seen = sums[0], sums[1], int(sums[2])
-    return {"loss": total_loss.item() / max(seen, 1), "accuracy": correct.item() / max(seen, 1)}
+    return {"loss": total_loss.item() / max(seen, 1), "accuracy": correct.item() / max(seen, 1), "images": seen}
 
 
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, normalizer: Normalization,
@@ -214,12 +226,14 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], val: tuple[t
         channels_last: bool = False, monitor: str = "val_loss", eval_batch_size: int = 1000,
         callbacks: Sequence = (), state: TrainState | None = None, drop_last: bool = False,
         lookahead: Lookahead | None = None, dist: Distributed | None = None,
-        sizes: Sequence[int] | None = None, alternate_flip: bool = False) -> TrainState:
+        sizes: Sequence[int] | None = None, alternate_flip: bool = False, skipper: EasySkipper | None = None,
+        sample_loss_fn: LossFn | None = None) -> TrainState:
     """Train for `epochs` (from `state.epoch` when resuming), calling callbacks at each event.
 
     `sizes` gives the training images' side per epoch (progressive resizing); `alternate_flip`
     mirrors the training set as `augment.alternating_flip` says for each epoch; validation and
-    test always see the images as they are.
+    test always see the images as they are. `skipper` (with `sample_loss_fn`) leaves well-learned
+    images out of the middle epochs (`train.selection`).
 
     `model` may be a distributed wrapper (with `dist` saying this rank's place); callbacks, hooks,
     validation and the kept best weights see the model inside it, so saved weights never carry a
@@ -251,17 +265,22 @@ def fit(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], val: tuple[t
                                  normalizer=normalizer, generator=generator, precision=precision, augment=augment,
                                  scheduler=scheduler if per_batch_schedule else None, channels_last=channels_last,
                                  on_batch=on_batch, desc=f"epoch {e + 1}/{epochs}", drop_last=drop_last,
-                                 lookahead=lookahead, dist=dist, size=sizes[e] if sizes else None)
+                                 lookahead=lookahead, dist=dist, size=sizes[e] if sizes else None,
+                                 skipper=skipper, sample_loss_fn=sample_loss_fn, epoch=e)
         except DivergedError as err:
             raise DivergedError(f"{err} of epoch {e + 1}", e + 1, err.step) from None
         if lookahead is not None and e + 1 == epochs:
             lookahead.finish()
         if dist is not None:  # BatchNorm statistics saw each rank's own slices
             dist.broadcast_buffers(base)
+            if skipper is not None:  # each rank recorded the losses of its own slices
+                skipper.share(dist.all_reduce_sum, train[0].device)
         row = {"epoch": e + 1, "train_loss": tr["loss"], "train_accuracy": tr["accuracy"],
                "val_loss": math.nan, "val_accuracy": math.nan, "lr": lr}
         if sizes:
             row["image_size"] = sizes[e]
+        if skipper is not None:
+            row["images"] = tr["images"]
         if val is not None and len(val[0]):
             ev = evaluate(base, *val, normalizer=normalizer, loss_fn=loss_fn, batch_size=eval_batch_size,
                           precision=precision, channels_last=channels_last)

@@ -81,18 +81,23 @@ def build_optimizer(params, name: str, lr: float, momentum: float = 0.9, nestero
     raise ConfigError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
 
 
-def build_loss(name: str, label_smoothing: float = 0.0) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Loss on raw logits. mse/mae compare softmax probabilities with one-hot targets."""
+def build_loss(name: str, label_smoothing: float = 0.0,
+               per_image: bool = False) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Loss on raw logits, averaged over the batch or (per_image) one per image. mse/mae compare
+    softmax probabilities with one-hot targets."""
+    reduction = "none" if per_image else "mean"
     if name == "ce":
-        return lambda logits, y: F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
+        return lambda logits, y: F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing,
+                                                 reduction=reduction)
     if name == "nll":
-        return lambda logits, y: F.nll_loss(F.log_softmax(logits.float(), 1), y)
+        return lambda logits, y: F.nll_loss(F.log_softmax(logits.float(), 1), y, reduction=reduction)
     if name in ("mse", "mae"):
         dist = F.mse_loss if name == "mse" else F.l1_loss
 
         def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             probs = logits.float().softmax(1)
-            return dist(probs, F.one_hot(y, probs.shape[1]).float())
+            one_hot = F.one_hot(y, probs.shape[1]).float()
+            return dist(probs, one_hot, reduction="none").mean(1) if per_image else dist(probs, one_hot)
 
         return loss
     raise ConfigError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
@@ -118,11 +123,12 @@ def lr_factor(schedule: str, step: int, total_steps: int, warmup_steps: int = 0,
 
 def build_scheduler(optimizer: torch.optim.Optimizer, schedule: str, *, epochs: int, steps_per_epoch: int,
                     warmup_epochs: float = 0.0, step_epochs: int = 10, gamma: float = 0.1,
-                    final_factor: float = 0.0):
-    """Return (scheduler, per_batch). 'plateau' steps once per epoch on the monitored loss."""
+                    final_factor: float = 0.0, total_steps: int | None = None):
+    """Return (scheduler, per_batch). 'plateau' steps once per epoch on the monitored loss; `total_steps`
+    (default epochs x steps_per_epoch) is the run's length where epochs differ in length."""
     if schedule not in SCHEDULES:
         raise ConfigError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
-    total = epochs * steps_per_epoch
+    total = total_steps or epochs * steps_per_epoch
     if schedule == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=gamma if gamma < 1 else 0.1,
                                                           patience=2), False

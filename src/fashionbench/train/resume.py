@@ -49,6 +49,8 @@ def restore(s: RunSetup, run_dir: Path, dist: Distributed | None = None) -> None
             s.scheduler.load_state_dict(last["scheduler"])
         if s.lookahead is not None:
             s.lookahead.load_state_dict(last["lookahead"])
+        if s.skipper is not None:
+            s.skipper.load_state_dict(last["skipper"])
         s.state = TrainState.from_dict(last["train_state"])  # a run that stopped early stays stopped
     except (RuntimeError, KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path} does not fit this run's model or optimizer "

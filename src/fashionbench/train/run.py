@@ -38,6 +38,7 @@ from .engine import DivergedError, Lookahead, LossFn, TrainState, fit, prepare, 
 from .muon import matmul_dtype
 from .optim import build_loss, build_optimizer, build_scheduler, head_prefixes, param_groups
 from .resume import load_run_config, restore
+from .selection import EasySkipper, run_steps
 from .testing import RunResult, test_run
 
 log = logging.getLogger("fashionbench.train")
@@ -104,6 +105,8 @@ class RunSetup:
     state: TrainState = field(default_factory=TrainState)
     calibration: dict = field(default_factory=dict)  # fitted after training: {"temperature": T}
     targets: torch.Tensor | None = None  # (N, C) soft training targets (distillation) instead of train's labels
+    skipper: EasySkipper | None = None  # --skip-easy: the per-image losses and each epoch's draw
+    sample_loss_fn: LossFn | None = None  # the loss per image, which --skip-easy weights and records
 
     def checkpoint(self, state: TrainState, kind: str) -> dict:
         """best.pt (the best epoch's weights) or last.pt (everything needed to resume)."""
@@ -112,7 +115,8 @@ class RunSetup:
         if kind == "last":
             extra = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                      "train_state": state.to_dict(),
-                     "lookahead": self.lookahead.state_dict() if self.lookahead is not None else None}
+                     "lookahead": self.lookahead.state_dict() if self.lookahead is not None else None,
+                     "skipper": self.skipper.state_dict() if self.skipper is not None else None}
         return make_checkpoint(model_name=self.cfg.model, model_args=self.cfg.model_args, state_dict=weights,
                                class_names=self.dataset.class_names, normalization=self.normalizer,
                                config=self.cfg.to_dict(), epoch=state.epoch if kind == "last" else state.best_epoch,
@@ -182,14 +186,16 @@ def setup_run(cfg: TrainConfig, *, dataset: Dataset | None = None, split: Split 
     if steps < 1:
         raise ConfigError(f"--batch-size {cfg.batch_size} with drop_last leaves no batch of the {len(train_x)} "
                           "training images; lower --batch-size or pass --no-drop-last")
+    total = run_steps(len(train_x), cfg.epochs, cfg.batch_size, cfg.skip_easy, cfg.drop_last)
     scheduler, per_batch = build_scheduler(optimizer, cfg.schedule, epochs=cfg.epochs, steps_per_epoch=steps,
                                            warmup_epochs=cfg.warmup_epochs, step_epochs=cfg.step_epochs,
-                                           gamma=cfg.gamma, final_factor=cfg.final_lr_factor)
-    lookahead = Lookahead(model, cfg.epochs * steps, cfg.lookahead_every, cfg.lookahead_decay) if cfg.lookahead \
-        else None
+                                           gamma=cfg.gamma, final_factor=cfg.final_lr_factor, total_steps=total)
+    lookahead = Lookahead(model, total, cfg.lookahead_every, cfg.lookahead_decay) if cfg.lookahead else None
+    skipper = EasySkipper(len(train_x), cfg.epochs, cfg.skip_easy, cfg.keep_hard) if cfg.skip_easy else None
     return RunSetup(cfg, ds, split, device, precision, normalizer, model, wrap(model) if wrap else model,
                     channels_last, (train_x, train_y), val, optimizer, scheduler, per_batch, lookahead,
-                    build_loss(cfg.loss, cfg.label_smoothing), targets=targets)
+                    build_loss(cfg.loss, cfg.label_smoothing), targets=targets, skipper=skipper,
+                    sample_loss_fn=build_loss(cfg.loss, cfg.label_smoothing, per_image=True) if skipper else None)
 
 
 def _check_takes_side(model: torch.nn.Module, x: torch.Tensor, cfg: TrainConfig) -> None:
@@ -227,7 +233,8 @@ def fit_run(s: RunSetup, *, run_dir: Path | None = None, callbacks: Sequence = (
                     monitor=cfg.resolved_monitor, eval_batch_size=cfg.eval_batch_size, callbacks=cbs,
                     state=s.state, drop_last=cfg.drop_last, lookahead=s.lookahead, dist=dist,
                     sizes=progressive_sizes(cfg.epochs, s.train[0].shape[-1], cfg.resize_min, cfg.resize_start,
-                                            cfg.resize_end), alternate_flip="alternating-flip" in cfg.augment)
+                                            cfg.resize_end), alternate_flip="alternating-flip" in cfg.augment,
+                    skipper=s.skipper, sample_loss_fn=s.sample_loss_fn)
     except DivergedError as e:
         kept = ""
         if run_dir is not None and (run_dir / runs.LAST).is_file():
