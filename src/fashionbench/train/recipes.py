@@ -22,7 +22,7 @@ trains 4 epochs where it took 5; `fast-90s`'s stride-1 network gained nothing fr
 On the stride-1 stem the first group's 27x27 maps are the step's costliest part: `fast-90s` makes
 that group 24 wide instead of 32: the same accuracy in 0.86x the time on the AVX2-only EPYC
 (16 wide lost 0.36 points). `fast-90s` also leaves 35% of the images, drawn among the well-learned
-ones, out of its four middle epochs (`--skip-easy`, InfoBatch): 0.1-0.15 points for 0.75x the time;
+ones, out of its four middle epochs (`--skip-easy`, InfoBatch): 0.1-0.2 points for 0.75-0.8x the time;
 the SGD recipes and the 4-epoch `fast-30s` lost 0.3-0.5 points to it.
 """
 
@@ -66,8 +66,8 @@ RECIPES: dict[str, dict] = {
     },
     "fast-90s": {
         "description": "fast-3m's network with a 24-wide first group, Muon on the conv filters, batch 512, "
-                       "6 epochs, 35% of the well-learned images skipped in the middle four: about 94.3% in "
-                       "about a third of fast-3m's time (under 90 s on the faster 2-core CPUs)",
+                       "6 epochs, 35% of the well-learned images skipped in the middle four: about 94.2% in "
+                       "about 0.4x fast-3m's time (under 90 s on the faster 2-core CPUs)",
         "config": _fast(6, [24, 64, 96], STRIDE_1, batch_size=512, optimizer="muon", warmup_epochs=0.0,
                         skip_easy=0.35),
     },
