@@ -1,4 +1,3 @@
-import math
 
 import pytest
 import torch
@@ -77,20 +76,20 @@ def test_the_per_image_loss_averages_to_the_batch_loss(loss):
 def test_skip_easy_trains_fewer_images_in_the_middle_epochs_and_resumes_exactly(tiny_dataset, tmp_path, monkeypatch):
     c = cfg(model="cnn_002", epochs=4, optimizer="sgd", lr=0.05, schedule="linear", final_lr_factor=0.1,
             lookahead=True, lookahead_every=2, augment=["flip"], skip_easy=0.4, keep_hard=0.2, label_smoothing=0.2)
-    weights_seen = []
+    losses_seen = []
     original = engine.train_one_epoch
 
     def recording(model, images, labels, **kw):
         out = original(model, images, labels, **kw)
-        weights_seen.append(kw["skipper"].losses.clone())
+        losses_seen.append(kw["skipper"].losses.clone())
         return out
 
     monkeypatch.setattr(engine, "train_one_epoch", recording)
-    full = train_run(c, tmp_path / "full", dataset=tiny_dataset).metrics
+    full = train_run(c, tmp_path / "full", dataset=tiny_dataset, outputs=METRICS_ONLY).metrics
     history = (tmp_path / "full" / "history.csv").read_text().splitlines()
     column = history[0].split(",").index("images")
     assert [int(row.split(",")[column]) for row in history[1:]] == [540, 324, 324, 540]
-    assert (weights_seen[0] > 0).all()  # the first epoch records every image's loss
+    assert (losses_seen[0] > 0).all()  # the first epoch records every image's loss
     batches = (tmp_path / "full" / "batches.csv").read_text().splitlines()
     assert len(batches) == 1 + 9 + 6 + 6 + 9
     lr_column = batches[0].split(",").index("lr")
@@ -106,12 +105,11 @@ def test_skip_easy_trains_fewer_images_in_the_middle_epochs_and_resumes_exactly(
     assert torch.equal(a["skipper"]["losses"], b["skipper"]["losses"])
 
 
-def test_without_skip_easy_nothing_changes(tiny_dataset, tmp_path):
+def test_without_skip_easy_runs_carry_nothing_of_it(tiny_dataset, tmp_path):
     c = cfg(model="cnn_002", epochs=2, optimizer="sgd", lr=0.05, schedule="linear")
-    plain = train_run(c, tmp_path / "a", dataset=tiny_dataset, outputs=METRICS_ONLY).metrics
+    train_run(c, tmp_path / "a", dataset=tiny_dataset, outputs=METRICS_ONLY)
     assert "images" not in (tmp_path / "a" / "history.csv").read_text().splitlines()[0]
     assert torch.load(tmp_path / "a" / "last.pt", weights_only=True)["skipper"] is None
-    assert math.isfinite(plain["test_loss"])
 
 
 @pytest.mark.parametrize("changes, message", [
