@@ -117,6 +117,12 @@ def progressive_sizes(epochs: int, full: int, min_size: int | None, start: float
     return sizes
 
 
+def epoch_steps(n: int, batch_size: int, drop_last: bool) -> int:
+    """Optimizer steps the schedule counts for an epoch of n images (drop_last keeps one partial batch
+    when there is no full one)."""
+    return n // batch_size if drop_last and n >= batch_size else math.ceil(n / batch_size)
+
+
 def prepare(x_u8: torch.Tensor, normalizer: Normalization, channels_last: bool,
             augment=None, generator: torch.Generator | None = None, size: int | None = None) -> torch.Tensor:
     x = to_float(x_u8)

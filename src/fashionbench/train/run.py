@@ -34,7 +34,7 @@ from ..utils import keep_freed_memory, resolve_device, resolve_precision, seed_e
 from .callbacks import EarlyStopping, RunWriter
 from .config import TrainConfig, validate
 from .distributed import Distributed
-from .engine import DivergedError, Lookahead, LossFn, TrainState, fit, prepare, progressive_sizes
+from .engine import DivergedError, Lookahead, LossFn, TrainState, epoch_steps, fit, prepare, progressive_sizes
 from .muon import matmul_dtype
 from .optim import build_loss, build_optimizer, build_scheduler, head_prefixes, param_groups
 from .resume import load_run_config, restore
@@ -182,8 +182,8 @@ def setup_run(cfg: TrainConfig, *, dataset: Dataset | None = None, split: Split 
                           filter_lr=cfg.filter_lr if cfg.optimizer == "muon" else None)
     optimizer = build_optimizer(groups, cfg.optimizer, cfg.lr, cfg.momentum, cfg.nesterov, cfg.weight_decay,
                                 cfg.filter_momentum, matmul_dtype(precision, device))
-    steps = len(train_x) // cfg.batch_size if cfg.drop_last else len(range(0, len(train_x), cfg.batch_size))
-    if steps < 1:
+    steps = epoch_steps(len(train_x), cfg.batch_size, cfg.drop_last)
+    if steps < 1 or (cfg.drop_last and len(train_x) < cfg.batch_size):
         raise ConfigError(f"--batch-size {cfg.batch_size} with drop_last leaves no batch of the {len(train_x)} "
                           "training images; lower --batch-size or pass --no-drop-last")
     total = run_steps(len(train_x), cfg.epochs, cfg.batch_size, cfg.skip_easy, cfg.drop_last)

@@ -14,6 +14,8 @@ import math
 
 import torch
 
+from .engine import epoch_steps
+
 FULL_TAIL = 0.125  # share of the last epochs that see every image
 
 
@@ -28,10 +30,7 @@ def epoch_images(n: int, epoch: int, epochs: int, skip: float) -> int:
 
 def run_steps(n: int, epochs: int, batch_size: int, skip: float, drop_last: bool) -> int:
     """Optimizer steps over the whole run (what the lr schedule and the lookahead ramp span)."""
-    def steps(m: int) -> int:
-        return m // batch_size if drop_last and m >= batch_size else math.ceil(m / batch_size)
-
-    return sum(steps(epoch_images(n, e, epochs, skip)) for e in range(epochs))
+    return sum(epoch_steps(epoch_images(n, e, epochs, skip), batch_size, drop_last) for e in range(epochs))
 
 
 class EasySkipper:
