@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from fashionbench.data.normalize import Normalization
 from fashionbench.data.sources import load_dataset
-from fashionbench.forward import ensemble_logits, predict_logits
+from fashionbench.forward import ensemble_logits, inference_model, predict_logits
 from fashionbench.layout import PROBE_BATCH, choose_layout
 from fashionbench.models import create_model
 from fashionbench.models.ensemble import combine_outputs
@@ -64,7 +64,7 @@ class TestEveryEpoch(Callback):
             sample = torch.zeros(min(self.cfg.batch_size, PROBE_BATCH), 1, 28, 28)
             self.layout = choose_layout(self.model, sample, torch.device("cpu"), precision=self.cfg.precision)
         t0 = time.perf_counter()
-        logits = predict_logits(self.model, self.ds.test_images, normalizer=self.normalizer,
+        logits = predict_logits(inference_model(self.model), self.ds.test_images, normalizer=self.normalizer,
                                 precision=self.layout.precision, channels_last=self.layout.channels_last, tta=self.tta)
         acc = (logits.argmax(1) == self.ds.test_labels).float().mean().item()
         self.logits = logits

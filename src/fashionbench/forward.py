@@ -16,6 +16,7 @@ from torch import nn
 
 from .data.normalize import Normalization, to_float
 from .errors import ConfigError
+from .models.fold import fold_batchnorm
 from .utils import autocast
 
 TTA_VIEWS = ("flip", "translate")
@@ -59,6 +60,17 @@ def tta_forward(forward, x01: torch.Tensor, tta: Sequence[str] = ()) -> torch.Te
     if "translate" in tta:  # airbench weighting: half on the unshifted views, half on the shifted ones
         logits = 0.5 * logits + 0.5 * run([v for b in bases for v in _translate_views(b)])
     return logits
+
+
+def inference_model(model: nn.Module) -> nn.Module:
+    """`model` as predictions run it: an eval-mode copy with its BatchNorms folded into the convs
+    before them (the same function, one pass less per BN; `models/fold.py`), or `model` itself where
+    there is nothing to fold. Training's test passes fold a copy each time (the weights move between
+    them); a `Predictor` folds once."""
+    if not any(isinstance(m, nn.BatchNorm2d) for m in model.modules()):
+        return model
+    folded, n = fold_batchnorm(model)
+    return folded if n else model
 
 
 @torch.no_grad()

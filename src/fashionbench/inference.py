@@ -20,7 +20,7 @@ from torch import nn
 from .checkpoint import build_from_checkpoint, load_checkpoint
 from .data.normalize import Normalization
 from .errors import ConfigError
-from .forward import ensemble_logits, last_linear, model_threads, parse_tta, predict_logits, unknown_scores
+from .forward import ensemble_logits, inference_model, last_linear, model_threads, parse_tta, predict_logits, unknown_scores
 from .layout import PROBE_BATCH, choose_layout, rule_layout
 from .models.registry import list_models, model_info, place_model
 from .onnx_file import is_onnx_path, load_onnx
@@ -106,6 +106,9 @@ class Predictor:
     # an ensemble (`Predictor.ensemble`): the runs whose logits / temperature are averaged; empty: this model alone
     members: list = field(default_factory=list, repr=False)
     _prior: object = field(default=None, repr=False, compare=False)
+    # (model, the copy predictions run: BatchNorm folded in), made at the first prediction; `model` itself
+    # keeps its BatchNorms for what reads its layers (pruning, export, gradients)
+    _folded: tuple | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.tta = parse_tta(self.tta)
@@ -260,8 +263,14 @@ class Predictor:
             return ensemble_logits([m._model_logits(x) / m.temperature for m in self.members])
         precision = self.single_image_precision if self.single_image_precision and len(x) == 1 else self.precision
         with model_threads(self.threads if self.device.type == "cpu" else None):
-            return predict_logits(self.model, x.to(self.device), normalizer=self.normalizer, batch_size=self.batch_size,
-                                  precision=precision, channels_last=self.channels_last, tta=self.tta)
+            return predict_logits(self._forward_model(), x.to(self.device), normalizer=self.normalizer,
+                                  batch_size=self.batch_size, precision=precision, channels_last=self.channels_last,
+                                  tta=self.tta)
+
+    def _forward_model(self) -> nn.Module:
+        if self._folded is None or self._folded[0] is not self.model:
+            self._folded = (self.model, inference_model(self.model) if isinstance(self.model, nn.Module) else self.model)
+        return self._folded[1]
 
     def imagenet_prior(self, photos: Sequence, boxes: Sequence | None = None) -> np.ndarray:
         """(N, 10) log-probabilities of EfficientNet-Lite0's ImageNet classes summed into the ten; with

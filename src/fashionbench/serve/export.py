@@ -38,6 +38,7 @@ from ..data.normalize import Normalization
 from ..errors import CheckpointError, ConfigError
 from ..forward import predict_logits, tta_forward
 from ..inference import Predictor
+from ..models.fold import fold_batchnorm
 from ..onnx_file import (
     FORMAT,
     INPUT,
@@ -51,7 +52,6 @@ from ..onnx_file import (
     read_metadata,
 )
 from ..utils import atomic_write_bytes
-from .fold import fold_batchnorm
 
 OPSET = 18
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from ..data.augment import alternating_flip
 from ..data.normalize import Normalization, to_float
 from ..errors import FashionbenchError
-from ..forward import predict_logits
+from ..forward import inference_model, predict_logits
 from ..utils import autocast
 
 if TYPE_CHECKING:
@@ -212,8 +212,9 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, no
              loss_fn: LossFn | None = None, batch_size: int = 1000, precision: str = "fp32",
              channels_last: bool = False, tta: Sequence[str] = ()) -> dict:
     """Loss (cross-entropy unless loss_fn given), accuracy and the logits themselves."""
-    logits = predict_logits(model, images, normalizer=normalizer, batch_size=batch_size, precision=precision,
-                            channels_last=channels_last, tta=tta)
+    model.eval()
+    logits = predict_logits(inference_model(model), images, normalizer=normalizer, batch_size=batch_size,
+                            precision=precision, channels_last=channels_last, tta=tta)
     y = labels.cpu()
     loss = (loss_fn or F.cross_entropy)(logits, y).item() if len(y) else math.nan
     acc = (logits.argmax(1) == y).float().mean().item() if len(y) else math.nan

@@ -18,7 +18,7 @@ from ..data.sources import Dataset
 from ..data.splits import Split
 from ..evaluate.metrics import classification_metrics
 from ..evaluate.stats import fit_temperature, stratified_sample
-from ..forward import predict_logits
+from ..forward import inference_model, predict_logits
 from ..inference import Predictor
 from ..models.registry import count_params
 from ..utils import machine_description
@@ -81,7 +81,8 @@ def calibrate(s: RunSetup) -> dict:
         where = f"{len(idx)} training images (no validation split)"
     if not len(x):
         return {}
-    logits = predict_logits(s.model, x, normalizer=s.normalizer, batch_size=s.cfg.eval_batch_size,
+    s.model.eval()
+    logits = predict_logits(inference_model(s.model), x, normalizer=s.normalizer, batch_size=s.cfg.eval_batch_size,
                             precision=s.precision, channels_last=s.channels_last, tta=s.cfg.tta)
     return {"temperature": fit_temperature(logits.numpy(), y.cpu().numpy()), "temperature_fitted_on": where}
 

@@ -1,11 +1,12 @@
-"""Exact graph simplifications applied before export: BatchNorm folded into the conv before it.
+"""BatchNorm folded into the conv before it: for predictions (`forward.inference_model`) and export.
 
-ONNX Runtime folds a BatchNorm that directly follows a conv, but not one behind a max-pool
-(FastNet's conv -> max-pool -> BN). That BN then stays a float op, and in an int8 graph it
-costs a dequantize/quantize pair and its own parameters. A per-channel affine map with a
-positive scale commutes with max-pooling (max(a*x + b) = a*max(x) + b for a > 0), so such a
-BN can move before the pool and fold into the conv exactly. A channel with a negative scale
-would turn the max into a min: that BN is left where it is.
+In eval mode a BatchNorm is a fixed per-channel affine map, so the conv before it can absorb it and
+the BN's pass over the feature map disappears. ONNX Runtime folds a BatchNorm that directly follows
+a conv, but not one behind a max-pool (FastNet's conv -> max-pool -> BN); in an int8 graph that BN
+costs a dequantize/quantize pair and its own parameters. A per-channel affine map with a positive
+scale commutes with max-pooling (max(a*x + b) = a*max(x) + b for a > 0), so such a BN can move
+before the pool and fold into the conv exactly. A channel with a negative scale would turn the max
+into a min: that BN is left where it is.
 """
 
 from __future__ import annotations

@@ -1,0 +1,85 @@
+"""BatchNorm folding before export: exact, across a max-pool only where the scale is positive."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from fashionbench.models import create_model
+from fashionbench.models.fold import fold_batchnorm
+
+
+@torch.no_grad()
+def _random_stats(model: nn.Module, negative: bool = False) -> nn.Module:
+    torch.manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.2, 3)
+            m.bias.uniform_(-0.5, 0.5)
+            m.weight.uniform_(0.5, 2)
+            if negative:
+                m.weight[0] = -1.0
+    return model.eval()
+
+
+def _bns(model):
+    return sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+
+
+@pytest.mark.parametrize("name", ["fastnet_light", "fastnet", "lenet5_bn"])
+def test_folding_is_exact_and_removes_the_batchnorms(name):
+    model = _random_stats(create_model(name))
+    before = _bns(model)
+    folded, n = fold_batchnorm(model)
+    assert n == before > 0 and _bns(folded) == 0
+    assert _bns(model) == before, "the original model is left as it was"
+    x = torch.rand(4, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(folded(x), model(x), atol=1e-4, rtol=1e-4)
+
+
+def test_a_negative_scale_behind_a_max_pool_is_not_folded():
+    seq = _random_stats(nn.Sequential(nn.Conv2d(1, 4, 3), nn.MaxPool2d(2), nn.BatchNorm2d(4), nn.ReLU(),
+                                      nn.Conv2d(4, 4, 3), nn.BatchNorm2d(4)), negative=True)
+    folded, n = fold_batchnorm(seq)
+    assert n == 1 and isinstance(folded[2], nn.BatchNorm2d) and isinstance(folded[5], nn.Identity)
+    x = torch.randn(3, 1, 12, 12)
+    with torch.no_grad():
+        assert torch.allclose(folded(x), seq(x), atol=1e-5)
+
+
+def test_inference_model_folds_a_copy_and_leaves_models_without_batchnorm_alone():
+    from fashionbench.forward import inference_model
+
+    model = _random_stats(create_model("fastnet")).train()
+    folded = inference_model(model)
+    assert folded is not model and _bns(folded) == 0 and not folded.training
+    assert model.training and _bns(model) > 0, "the training model keeps its mode and its BatchNorms"
+    plain = create_model("lenet5")
+    assert inference_model(plain) is plain
+
+
+def test_folding_keeps_channels_last_weights():
+    model = _random_stats(create_model("fastnet")).to(memory_format=torch.channels_last)
+    folded, _ = fold_batchnorm(model)
+    convs = [m for m in folded.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
+    assert convs and all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
+
+
+def test_a_predictor_predicts_with_the_folded_copy_and_keeps_its_model():
+    from fashionbench.data.normalize import Normalization
+    from fashionbench.inference import Predictor
+
+    model = _random_stats(create_model("fastnet"))
+    p = Predictor.from_model(model, Normalization("standardize", 0.3, 0.35), [str(i) for i in range(10)],
+                             device="cpu", precision="fp32", tta="flip+translate")
+    x = torch.randint(0, 256, (6, 28, 28), dtype=torch.uint8)
+    logits = p.predict_logits(x)
+    assert _bns(p.model) > 0, "Predictor.model keeps its BatchNorms (pruning and gradients read them)"
+    assert _bns(p._forward_model()) == 0 and p._forward_model() is p._forward_model(), "folded once"
+    from fashionbench.forward import predict_logits
+
+    reference = predict_logits(p.model, x, normalizer=p.normalizer, tta=p.tta)
+    assert torch.allclose(logits, reference, atol=1e-4, rtol=1e-4)
