@@ -105,10 +105,12 @@ class Predictor:
     single_image_precision: str | None = None
     # an ensemble (`Predictor.ensemble`): the runs whose logits / temperature are averaged; empty: this model alone
     members: list = field(default_factory=list, repr=False)
+    # predictions run a copy of `model` with its BatchNorms folded into the convs (the same function, less
+    # work; `forward.inference_model`), made at the first prediction; `model` itself keeps its layers for
+    # what reads them (pruning, export, gradients). False: predictions run `model` as it is
+    fold_batchnorm: bool = True
     _prior: object = field(default=None, repr=False, compare=False)
-    # (model, the copy predictions run: BatchNorm folded in), made at the first prediction; `model` itself
-    # keeps its BatchNorms for what reads its layers (pruning, export, gradients)
-    _folded: tuple | None = field(default=None, repr=False, compare=False)
+    _folded: tuple | None = field(default=None, repr=False, compare=False)  # (model, the copy predictions run)
 
     def __post_init__(self) -> None:
         self.tta = parse_tta(self.tta)
@@ -268,8 +270,10 @@ class Predictor:
                                   tta=self.tta)
 
     def _forward_model(self) -> nn.Module:
+        if not (self.fold_batchnorm and isinstance(self.model, nn.Module)):
+            return self.model
         if self._folded is None or self._folded[0] is not self.model:
-            self._folded = (self.model, inference_model(self.model) if isinstance(self.model, nn.Module) else self.model)
+            self._folded = (self.model, inference_model(self.model))
         return self._folded[1]
 
     def imagenet_prior(self, photos: Sequence, boxes: Sequence | None = None) -> np.ndarray:

@@ -1,6 +1,8 @@
-"""BatchNorm folding before export: exact, across a max-pool only where the scale is positive."""
+"""BatchNorm folding for predictions and export: exact, across a max-pool only where the scale is positive."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 import torch
@@ -81,5 +83,8 @@ def test_a_predictor_predicts_with_the_folded_copy_and_keeps_its_model():
     assert _bns(p._forward_model()) == 0 and p._forward_model() is p._forward_model(), "folded once"
     from fashionbench.forward import predict_logits
 
-    reference = predict_logits(p.model, x, normalizer=p.normalizer, tta=p.tta)
+    reference = predict_logits(p.model, x, normalizer=p.normalizer, precision=p.precision,
+                               channels_last=p.channels_last, tta=p.tta)
     assert torch.allclose(logits, reference, atol=1e-4, rtol=1e-4)
+    unfolded = dataclasses.replace(p, fold_batchnorm=False)
+    assert unfolded._forward_model() is p.model and torch.equal(unfolded.predict_logits(x), reference)
