@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
             xb = p.normalizer(batch.unsqueeze(1).float() / 255)
             if p.channels_last:
                 x1, xb = x1.contiguous(memory_format=torch.channels_last), xb.contiguous(memory_format=torch.channels_last)
-            model = p.model.eval()
+            model = p.forward_model()  # what predictions run: the BatchNorms folded
 
             def run(x, model=model, precision=precision):
                 with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16"):

@@ -16,7 +16,7 @@ from torch import nn
 
 from .data.normalize import Normalization, to_float
 from .errors import ConfigError
-from .models.fold import fold_batchnorm
+from .models.fold import count_foldable, fold_batchnorm
 from .utils import autocast
 
 TTA_VIEWS = ("flip", "translate")
@@ -63,14 +63,11 @@ def tta_forward(forward, x01: torch.Tensor, tta: Sequence[str] = ()) -> torch.Te
 
 
 def inference_model(model: nn.Module) -> nn.Module:
-    """`model` as predictions run it: an eval-mode copy with its BatchNorms folded into the convs
-    before them (the same function, one pass less per BN; `models/fold.py`), or `model` itself where
-    there is nothing to fold. Training's test passes fold a copy each time (the weights move between
-    them); a `Predictor` folds once."""
-    if not any(isinstance(m, nn.BatchNorm2d) for m in model.modules()):
-        return model
-    folded, n = fold_batchnorm(model)
-    return folded if n else model
+    """`model` as predictions run it: an eval-mode copy with the BatchNorms that follow a conv in an
+    nn.Sequential folded into it (the same function up to rounding, one pass less per BN;
+    `models/fold.py`), or `model` itself where there is nothing to fold (no copy made). Training's
+    test passes fold a copy each time (the weights move between them); a `Predictor` keeps one."""
+    return fold_batchnorm(model)[0] if count_foldable(model) else model
 
 
 @torch.no_grad()

@@ -105,12 +105,13 @@ class Predictor:
     single_image_precision: str | None = None
     # an ensemble (`Predictor.ensemble`): the runs whose logits / temperature are averaged; empty: this model alone
     members: list = field(default_factory=list, repr=False)
-    # predictions run a copy of `model` with its BatchNorms folded into the convs (the same function, less
-    # work; `forward.inference_model`), made at the first prediction; `model` itself keeps its layers for
-    # what reads them (pruning, export, gradients). False: predictions run `model` as it is
+    # predictions run a copy of `model` with its BatchNorms folded into the convs (the same function up to
+    # rounding, less work; `forward.inference_model`), made again whenever `model` or its weights change;
+    # `model` itself keeps its layers for what reads them (pruning, export, gradients). False: predictions
+    # run `model` as it is (an ensemble's setting holds for its members)
     fold_batchnorm: bool = True
     _prior: object = field(default=None, repr=False, compare=False)
-    _folded: tuple | None = field(default=None, repr=False, compare=False)  # (model, the copy predictions run)
+    _folded: tuple | None = field(default=None, repr=False, compare=False)  # (key of model's weights, the copy)
 
     def __post_init__(self) -> None:
         self.tta = parse_tta(self.tta)
@@ -259,21 +260,25 @@ class Predictor:
                 self.imagenet_prior(sources, found), dtype=torch.float32)
         return logits
 
-    def _model_logits(self, x: torch.Tensor) -> torch.Tensor:
+    def _model_logits(self, x: torch.Tensor, fold: bool | None = None) -> torch.Tensor:
         """The network's logits for an (N, 28, 28) batch with this predictor's TTA; an ensemble's combined."""
+        fold = self.fold_batchnorm if fold is None else fold
         if self.members:
-            return ensemble_logits([m._model_logits(x) / m.temperature for m in self.members])
+            return ensemble_logits([m._model_logits(x, fold) / m.temperature for m in self.members])
         precision = self.single_image_precision if self.single_image_precision and len(x) == 1 else self.precision
         with model_threads(self.threads if self.device.type == "cpu" else None):
-            return predict_logits(self._forward_model(), x.to(self.device), normalizer=self.normalizer,
+            return predict_logits(self.forward_model(fold), x.to(self.device), normalizer=self.normalizer,
                                   batch_size=self.batch_size, precision=precision, channels_last=self.channels_last,
                                   tta=self.tta)
 
-    def _forward_model(self) -> nn.Module:
-        if not (self.fold_batchnorm and isinstance(self.model, nn.Module)):
+    def forward_model(self, fold: bool | None = None) -> nn.Module:
+        """The module predictions run: `model` with its BatchNorms folded (`fold_batchnorm`), or as it is."""
+        if not ((self.fold_batchnorm if fold is None else fold) and isinstance(self.model, nn.Module)):
             return self.model
-        if self._folded is None or self._folded[0] is not self.model:
-            self._folded = (self.model, inference_model(self.model))
+        # weights loaded, trained or moved in place give new pointers or versions: fold again
+        key = (id(self.model), *((t.data_ptr(), t._version) for t in (*self.model.parameters(), *self.model.buffers())))
+        if self._folded is None or self._folded[0] != key:
+            self._folded = (key, inference_model(self.model))
         return self._folded[1]
 
     def imagenet_prior(self, photos: Sequence, boxes: Sequence | None = None) -> np.ndarray:

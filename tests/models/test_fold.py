@@ -80,11 +80,43 @@ def test_a_predictor_predicts_with_the_folded_copy_and_keeps_its_model():
     x = torch.randint(0, 256, (6, 28, 28), dtype=torch.uint8)
     logits = p.predict_logits(x)
     assert _bns(p.model) > 0, "Predictor.model keeps its BatchNorms (pruning and gradients read them)"
-    assert _bns(p._forward_model()) == 0 and p._forward_model() is p._forward_model(), "folded once"
+    assert _bns(p.forward_model()) == 0 and p.forward_model() is p.forward_model(), "folded once"
     from fashionbench.forward import predict_logits
 
     reference = predict_logits(p.model, x, normalizer=p.normalizer, precision=p.precision,
                                channels_last=p.channels_last, tta=p.tta)
     assert torch.allclose(logits, reference, atol=1e-4, rtol=1e-4)
     unfolded = dataclasses.replace(p, fold_batchnorm=False)
-    assert unfolded._forward_model() is p.model and torch.equal(unfolded.predict_logits(x), reference)
+    assert unfolded.forward_model() is p.model and torch.equal(unfolded.predict_logits(x), reference)
+
+    with torch.no_grad():  # weights changed in place (a state dict loaded, fine-tuning): predictions follow
+        for m in p.model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.bias.add_(0.3)
+    after = predict_logits(p.model, x, normalizer=p.normalizer, precision=p.precision,
+                           channels_last=p.channels_last, tta=p.tta)
+    assert not torch.allclose(after, reference, atol=1e-3)
+    assert torch.allclose(p.predict_logits(x), after, atol=1e-4, rtol=1e-4)
+
+
+def test_an_ensemble_passes_its_folding_setting_to_its_members():
+    from fashionbench.data.normalize import Normalization
+    from fashionbench.inference import Predictor
+
+    members = [Predictor.from_model(_random_stats(create_model("fastnet_light")), Normalization("standardize", 0.3, 0.35),
+                                    [str(i) for i in range(10)], device="cpu", precision="fp32") for _ in range(2)]
+    ens = Predictor.ensemble(members)
+    x = torch.randint(0, 256, (3, 28, 28), dtype=torch.uint8)
+    ens.predict_logits(x)
+    assert all(m.forward_model() is not m.model for m in ens.members)
+    ens.fold_batchnorm = False
+    plain = dataclasses.replace(ens, members=[dataclasses.replace(m, fold_batchnorm=False) for m in ens.members])
+    assert torch.equal(ens.predict_logits(x), plain.predict_logits(x))
+
+
+def test_count_foldable_counts_without_copying():
+    from fashionbench.models.fold import count_foldable
+
+    model = _random_stats(create_model("fastnet"))
+    assert count_foldable(model) == _bns(model) == fold_batchnorm(model)[1]
+    assert count_foldable(create_model("lenet5")) == 0
