@@ -35,7 +35,7 @@ def parse_tta(value: str | Sequence[str] | None) -> list[str]:
     return views
 
 
-def _shift(x: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
+def shift_images(x: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
     """The batch moved by (dx, dy) pixels, black coming in (pad and crop: exports to ONNX as is)."""
     h, w = x.shape[-2:]
     padded = F.pad(x, (max(dx, 0), max(-dx, 0), max(dy, 0), max(-dy, 0)))
@@ -45,7 +45,7 @@ def _shift(x: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
 
 def _translate_views(x: torch.Tensor, shift: int = 1) -> list[torch.Tensor]:
     """The batch shifted by one pixel in each of the four directions (black fill)."""
-    return [_shift(x, dx, dy) for dx, dy in ((shift, 0), (-shift, 0), (0, shift), (0, -shift))]
+    return [shift_images(x, dx, dy) for dx, dy in ((shift, 0), (-shift, 0), (0, shift), (0, -shift))]
 
 
 def tta_forward(forward, x01: torch.Tensor, tta: Sequence[str] = ()) -> torch.Tensor:

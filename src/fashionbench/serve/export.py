@@ -135,8 +135,8 @@ class ExportResult:
 
 def _graph(predictor: Predictor, tta: list[str]) -> ExportGraph:
     mean, std = predictor.normalizer.tensors(torch.device("cpu"))
-    model, _ = fold_batchnorm(predictor.model.float().cpu())
-    return ExportGraph(model, mean, std, tta).eval()
+    model, _ = fold_batchnorm(predictor.model)  # a copy: the predictor's own model is left as it is
+    return ExportGraph(model.float().cpu(), mean, std, tta).eval()
 
 
 def onnx_bytes(graph: nn.Module, opset: int = OPSET) -> bytes:
