@@ -3,10 +3,9 @@
 The recipes average 10 views: the image and its mirror, each as is and moved by one pixel in the
 four axis directions, black coming in (half the weight on the two unshifted views, as airbench does;
 airbench's own 6 views mirror two diagonal shifts, which moves the mirror's shifts to the other
-diagonal, and pad by reflection). Here every
-view's test logits are computed once per run, through the run's own Predictor (its precision,
-layout and folded BatchNorms), and combined into each set; the cost of a set is its number of
-views, since every view is one forward pass over the test set.
+diagonal, and pad by reflection). Here every view's test logits are computed once per run, through
+the run's own Predictor (its precision, layout and folded BatchNorms), and combined into each set;
+the cost of a set is its number of views, since every view is one forward pass over the test set.
 
     python benchmarks/tta_views.py runs/default runs/fast-30s-s1 [--threads 2]
 
